@@ -1,0 +1,114 @@
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
+
+from restorations.accounts import crypto
+
+
+class User(AbstractUser):
+    """The project's user from the first migration, so it can grow without a data migration."""
+
+    def personal_team(self) -> "Team":
+        return Team.objects.get(
+            is_personal=True, memberships__user=self, memberships__role=Role.OWNER
+        )
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", _("Owner")
+    ADMIN = "admin", _("Admin")
+    MEMBER = "member", _("Member")
+    VIEWER = "viewer", _("Viewer")
+
+
+# Roles that may create, cancel and retry tasks.
+WRITE_ROLES = {Role.OWNER, Role.ADMIN, Role.MEMBER}
+# Roles that may change the team's engine settings and members.
+MANAGE_ROLES = {Role.OWNER, Role.ADMIN}
+
+
+class TeamQuerySet(models.QuerySet):
+    def for_user(self, user) -> "TeamQuerySet":
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+class Team(models.Model):
+    """A group sharing one engine account: its PicWish key, rate limit and credits."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("slug"), max_length=120, unique=True)
+    is_personal = models.BooleanField(_("personal team"), default=False)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
+    )
+    # Write-only: stored encrypted, never rendered back into a page.
+    picwish_key_encrypted = models.TextField(_("PicWish API key (encrypted)"), blank=True)
+    picwish_qps = models.FloatField(_("PicWish requests per second"), default=2.0)
+    monthly_credit_budget = models.PositiveIntegerField(
+        _("monthly credit budget"), null=True, blank=True
+    )
+    retention_days = models.PositiveIntegerField(_("days to keep files"), default=30)
+    # Set when PicWish answered 401 for this team's key: its tasks wait until the key is fixed.
+    key_paused_at = models.DateTimeField(_("key paused at"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TeamQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def picwish_key(self) -> str:
+        return crypto.decrypt(self.picwish_key_encrypted)
+
+    def set_picwish_key(self, key: str) -> None:
+        self.picwish_key_encrypted = crypto.encrypt(key.strip())
+        self.key_paused_at = None
+
+    @property
+    def has_own_picwish_key(self) -> bool:
+        return bool(self.picwish_key_encrypted)
+
+    def role_of(self, user) -> str | None:
+        membership = self.memberships.filter(user=user).first()
+        return membership.role if membership else None
+
+    @classmethod
+    def unique_slug(cls, base: str) -> str:
+        root = slugify(base)[:100] or "team"
+        slug, n = root, 1
+        while cls.objects.filter(slug=slug).exists():
+            n += 1
+            slug = f"{root}-{n}"
+        return slug
+
+
+class Membership(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user"], name="membership_one_per_user_team"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.team} ({self.get_role_display()})"
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in WRITE_ROLES

@@ -1,0 +1,200 @@
+import uuid
+from pathlib import PurePath
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from restorations.accounts.models import Team
+from restorations.jobs import states
+from restorations.jobs.operations import Operation, spec_for
+from restorations.jobs.states import State
+
+# Tasks something still has to happen to: the dispatcher's and the poller's working set.
+ACTIVE = Q(state__gte=0) & ~Q(state=State.COMPLETED)
+
+
+def original_path(upload: "Upload", filename: str) -> str:
+    """Storage path from ids only: the user's file name never reaches the file system."""
+    return f"originals/{upload.team.public_id}/{upload.public_id}{PurePath(filename).suffix}"
+
+
+def result_path(task: "Task", filename: str) -> str:
+    return f"results/{task.team.public_id}/{task.public_id}{PurePath(filename).suffix}"
+
+
+class Engine(models.TextChoices):
+    PICWISH = "picwish", _("PicWish")
+    LOCAL = "local", _("Built-in engine")
+
+
+class Upload(models.Model):
+    """An original photo as the user sent it."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="uploads")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="uploads"
+    )
+    file = models.FileField(upload_to=original_path, max_length=255)
+    original_name = models.CharField(_("file name"), max_length=255)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    bytes = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=10)  # Pillow's name: JPEG, PNG, ...
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.original_name
+
+
+class TaskQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "TaskQuerySet":
+        """The one place that says which tasks a user may see: those of the user's teams."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(team__memberships__user=user)
+
+    def active(self) -> "TaskQuerySet":
+        return self.filter(ACTIVE)
+
+
+class Task(models.Model):
+    """One restoration of one upload by one engine. A retry is a new Task (`retry_of`)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="tasks")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="tasks")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="tasks"
+    )
+    operation = models.CharField(_("operation"), max_length=32, choices=Operation.choices)
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    engine = models.CharField(_("engine"), max_length=10, choices=Engine.choices)
+    remote_task_id = models.CharField(_("remote task id"), max_length=64, blank=True)
+
+    # PicWish's code verbatim or one of the project's (restorations.jobs.states).
+    state = models.IntegerField(_("state"), default=State.WAITING_TO_SEND)
+    state_detail = models.CharField(_("state detail"), max_length=200, blank=True)
+    progress = models.PositiveSmallIntegerField(_("progress"), default=0)
+
+    upstream_created_at = models.DateTimeField(null=True, blank=True)
+    upstream_processed_at = models.DateTimeField(null=True, blank=True)
+    upstream_completed_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+
+    # When the dispatcher should next look at this task, and who holds it until when.
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    poll_count = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(_("send attempts"), default=0)
+    # Server errors and lost answers in a row; bounded retries use it, 429s never count.
+    fault_count = models.PositiveSmallIntegerField(_("faults in a row"), default=0)
+    last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_response = models.TextField(_("last raw answer"), blank=True)
+
+    result = models.FileField(upload_to=result_path, max_length=255, blank=True)
+    result_sha256 = models.CharField(max_length=64, blank=True)
+    result_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    result_width = models.PositiveIntegerField(null=True, blank=True)
+    result_height = models.PositiveIntegerField(null=True, blank=True)
+    result_url_expires_at = models.DateTimeField(null=True, blank=True)
+
+    failure_code = models.IntegerField(null=True, blank=True)
+    failure_message = models.TextField(blank=True)
+    retry_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
+    )
+
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reviewed_tasks",
+    )
+    review_note = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The dispatcher's query: active tasks whose next_poll_at is due, oldest due first.
+            # Partial, so finished tasks (the vast majority over time) cost nothing.
+            models.Index(fields=["next_poll_at"], condition=ACTIVE, name="task_active_due"),
+            # The team task list: newest first within a team.
+            models.Index(fields=["team", "-created_at"], name="task_team_recent"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_operation_display()} of {self.upload} ({self.state_info.label})"
+
+    @property
+    def state_info(self) -> states.StateInfo:
+        return states.describe(self.state)
+
+    @property
+    def spec(self):
+        return spec_for(self.operation)
+
+    @property
+    def is_final(self) -> bool:
+        return states.is_final(self.state)
+
+    def result_download_name(self) -> str:
+        stem = PurePath(self.upload.original_name).stem or "photo"
+        return f"{stem}-restored{PurePath(self.result.name).suffix}"
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", _("Created")
+    SUBMITTED = "submitted", _("Sent")
+    STATE_CHANGED = "state_changed", _("State changed")
+    RATE_LIMITED = "rate_limited", _("Rate limited")
+    ERROR = "error", _("Error")
+    RESULT_SAVED = "result_saved", _("Result saved")
+    CANCELED = "canceled", _("Canceled")
+    RETRIED = "retried", _("Retried")
+    REVIEWED = "reviewed", _("Reviewed")
+
+
+class TaskEvent(models.Model):
+    """Append-only timeline of a task."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    from_state = models.IntegerField(null=True, blank=True)
+    to_state = models.IntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def change(self) -> str:
+        """ "Processing → Saving the result", or "" when the state did not change."""
+        if self.to_state is None or self.from_state == self.to_state:
+            return ""
+        to_label = states.describe(self.to_state).label
+        if self.from_state is None:
+            return to_label
+        return f"{states.describe(self.from_state).label} → {to_label}"

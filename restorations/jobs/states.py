@@ -1,0 +1,345 @@
+"""The one table of task state codes.
+
+`Task.state` holds PicWish's codes verbatim (1 success, below 0 failure, anything else in
+progress) plus the project's own codes at 100 and above and at -101 and below, ranges PicWish does
+not use, so the sign rule holds for every code. Every page, command, the admin and the engines
+read this module; nothing else maps codes to words.
+"""
+
+from dataclasses import dataclass
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Category(models.TextChoices):
+    SUCCESS = "success", _("Success")
+    IN_PROGRESS = "in_progress", _("In progress")
+    INPUT = "input", _("Problem with the photo")
+    CONTENT = "content", _("Content not allowed")
+    TRANSIENT = "transient", _("Temporary problem")
+    PROVIDER = "provider", _("Service problem")
+    CANCELED = "canceled", _("Canceled")
+
+
+class State(models.IntegerChoices):
+    """Names for the codes the code base refers to. The table below describes every code."""
+
+    # PicWish's codes
+    COMPLETED = 1, _("Completed")
+    QUEUED = 0, _("Queued")
+    PREPARING = 2, _("Preparing")
+    WAITING = 3, _("Waiting")
+    PROCESSING = 4, _("Processing")
+    PUBLISHING = 5, _("Publishing the result")
+    PROCESSING_LOOP = 6, _("Processing")
+    FAILED = -1, _("Restoration failed")
+    UPLOAD_RESULT_FAILED = -2, _("Saving the result failed")
+    DOWNLOAD_FAILED = -3, _("Photo could not be downloaded")
+    URL_FILE_TOO_LARGE = -5, _("Photo too large")
+    INVALID_IMAGE = -7, _("Not a valid image")
+    TIMED_OUT = -8, _("Timed out")
+    LOOP_FAILED = -9, _("Processing failed")
+    PROHIBITED_INTERNAL = -10, _("Content not allowed")
+    EMPTY_RESULT = -11, _("Empty result")
+    CANCELED_BY_EXCEPTION = -13, _("Stopped by an error")
+    CONTENT_UNSUITABLE = -14, _("Photo not suitable")
+    INSUFFICIENT_RESOURCES = -15, _("Service busy")
+    PROHIBITED_THIRD_PARTY = -16, _("Content not allowed")
+    INVALID_PROMPT = -17, _("Invalid instructions")
+    # The project's own codes
+    WAITING_TO_SEND = 100, _("Waiting to be sent")
+    SENDING = 101, _("Sending")
+    SAVING_RESULT = 102, _("Saving the result")
+    REJECTED = -101, _("Rejected before sending")
+    REFUSED = -102, _("Refused by PicWish")
+    RESULT_EXPIRED = -103, _("Result expired")
+    CANCELED = -104, _("Canceled")
+    DEADLINE_PASSED = -105, _("No answer in time")
+    SERVICE_ERROR = -106, _("Service error")
+    UPSTREAM_LOST = -107, _("Task lost by PicWish")
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    code: int
+    label: str
+    reason: str  # what happened, for people who are not engineers
+    advice: str  # what to do next
+    retry_can_help: bool
+    category: Category
+
+    @property
+    def is_success(self) -> bool:
+        return self.code == State.COMPLETED
+
+    @property
+    def is_failure(self) -> bool:
+        return self.code < 0
+
+    @property
+    def is_in_progress(self) -> bool:
+        return self.code >= 0 and self.code != State.COMPLETED
+
+    @property
+    def retried_automatically(self) -> bool:
+        """Temporary problems are retried without asking, a bounded number of times."""
+        return self.category == Category.TRANSIENT
+
+
+def _entry(state, reason, advice, retry, category):
+    return StateInfo(int(state), str(state.label), reason, advice, retry, category)
+
+
+_IN = Category.IN_PROGRESS
+_TRY_LATER = "Nothing to do: it will be tried again automatically, or press Retry."
+_TABLE = [
+    _entry(
+        State.COMPLETED,
+        "Your photo has been restored.",
+        "Download the result.",
+        False,
+        Category.SUCCESS,
+    ),
+    _entry(
+        State.QUEUED,
+        "Your photo is in the queue and will be worked on shortly.",
+        "Nothing to do: this page updates by itself.",
+        False,
+        _IN,
+    ),
+    _entry(
+        State.PREPARING,
+        "Your photo is being prepared for restoration.",
+        "Nothing to do: this page updates by itself.",
+        False,
+        _IN,
+    ),
+    _entry(
+        State.WAITING,
+        "Your photo is waiting for a free restoration slot.",
+        "Nothing to do: this page updates by itself.",
+        False,
+        _IN,
+    ),
+    _entry(
+        State.PROCESSING,
+        "Your photo is being restored.",
+        "Nothing to do: this page updates by itself.",
+        False,
+        _IN,
+    ),
+    _entry(
+        State.PUBLISHING,
+        "The restored photo is being prepared for download.",
+        "Nothing to do: this page updates by itself.",
+        False,
+        _IN,
+    ),
+    _entry(
+        State.PROCESSING_LOOP,
+        "Your photo is being restored.",
+        "Nothing to do: this page updates by itself.",
+        False,
+        _IN,
+    ),
+    _entry(
+        State.FAILED,
+        "The restoration service could not restore this photo.",
+        "Try again; if it fails again, try a different operation or a clearer scan.",
+        True,
+        Category.PROVIDER,
+    ),
+    _entry(
+        State.UPLOAD_RESULT_FAILED,
+        "The photo was restored, but the service could not save the result.",
+        _TRY_LATER,
+        True,
+        Category.TRANSIENT,
+    ),
+    _entry(
+        State.DOWNLOAD_FAILED,
+        "The restoration service could not fetch your photo from us.",
+        "Try again in a few minutes.",
+        True,
+        Category.PROVIDER,
+    ),
+    _entry(
+        State.URL_FILE_TOO_LARGE,
+        "The photo is larger than 30 MB, the most the service takes.",
+        "Save it as a JPG or scale it down, then upload it again.",
+        False,
+        Category.INPUT,
+    ),
+    _entry(
+        State.INVALID_IMAGE,
+        "The file is damaged or is not a photo we can read.",
+        "Open it on your computer to check it, save it again as JPG or PNG, and upload it.",
+        False,
+        Category.INPUT,
+    ),
+    _entry(
+        State.TIMED_OUT,
+        "The restoration took longer than the 3 minutes allowed.",
+        _TRY_LATER,
+        True,
+        Category.TRANSIENT,
+    ),
+    _entry(
+        State.LOOP_FAILED,
+        "The restoration service had an internal fault.",
+        _TRY_LATER,
+        True,
+        Category.TRANSIENT,
+    ),
+    _entry(
+        State.PROHIBITED_INTERNAL,
+        "The service's content review found material it does not allow.",
+        "This photo cannot be processed. Contact support if you think this is a mistake.",
+        False,
+        Category.CONTENT,
+    ),
+    _entry(
+        State.EMPTY_RESULT,
+        "The restoration finished but produced an empty picture.",
+        "Try again, or try a different operation.",
+        True,
+        Category.PROVIDER,
+    ),
+    _entry(
+        State.CANCELED_BY_EXCEPTION,
+        "The service stopped the restoration after an error.",
+        _TRY_LATER,
+        True,
+        Category.TRANSIENT,
+    ),
+    _entry(
+        State.CONTENT_UNSUITABLE,
+        "The photo does not suit this operation (for example, no face where one is needed).",
+        "Choose another operation, or a photo that shows what the operation needs.",
+        False,
+        Category.INPUT,
+    ),
+    _entry(
+        State.INSUFFICIENT_RESOURCES,
+        "The restoration service was too busy to take it.",
+        _TRY_LATER,
+        True,
+        Category.TRANSIENT,
+    ),
+    _entry(
+        State.PROHIBITED_THIRD_PARTY,
+        "An outside content review found material the service does not allow.",
+        "This photo cannot be processed. Contact support if you think this is a mistake.",
+        False,
+        Category.CONTENT,
+    ),
+    _entry(
+        State.INVALID_PROMPT,
+        "The instructions sent with the photo were not accepted.",
+        "Change the options and try again.",
+        False,
+        Category.INPUT,
+    ),
+    _entry(
+        State.WAITING_TO_SEND,
+        "Your photo is uploaded and waiting to be sent for restoration.",
+        "Nothing to do: this page updates by itself.",
+        False,
+        _IN,
+    ),
+    _entry(
+        State.SENDING,
+        "Your photo is being sent for restoration.",
+        "Nothing to do: this page updates by itself.",
+        False,
+        _IN,
+    ),
+    _entry(
+        State.SAVING_RESULT,
+        "The restored photo is being saved to your account.",
+        "Nothing to do: this page updates by itself.",
+        False,
+        _IN,
+    ),
+    _entry(
+        State.REJECTED,
+        "The photo does not meet this operation's limits, so it was not sent.",
+        "Check the size and format limits for the operation and upload a suitable photo.",
+        False,
+        Category.INPUT,
+    ),
+    _entry(
+        State.REFUSED,
+        "The restoration service refused the request.",
+        "Try a different operation or photo. An administrator has been shown the details.",
+        False,
+        Category.PROVIDER,
+    ),
+    _entry(
+        State.RESULT_EXPIRED,
+        "The restored photo expired at the service before we could save it.",
+        _TRY_LATER,
+        True,
+        Category.TRANSIENT,
+    ),
+    _entry(
+        State.CANCELED,
+        "This restoration was canceled before it finished.",
+        "Press Retry if you want it done after all.",
+        True,
+        Category.CANCELED,
+    ),
+    _entry(
+        State.DEADLINE_PASSED,
+        "The restoration service did not finish in time.",
+        _TRY_LATER,
+        True,
+        Category.TRANSIENT,
+    ),
+    _entry(
+        State.SERVICE_ERROR,
+        "The restoration service kept failing to answer.",
+        "Try again later; if it keeps happening, tell an administrator.",
+        True,
+        Category.PROVIDER,
+    ),
+    _entry(
+        State.UPSTREAM_LOST,
+        "The restoration service no longer knows this task.",
+        "Press Retry to send the photo again.",
+        True,
+        Category.PROVIDER,
+    ),
+]
+STATES: dict[int, StateInfo] = {info.code: info for info in _TABLE}
+
+# Codes at which nothing more will happen to a task.
+FINAL_CODES = frozenset(code for code in STATES if code == State.COMPLETED or code < 0)
+
+
+def describe(code: int) -> StateInfo:
+    """The entry for a code; codes nobody has documented get a generic entry naming the code."""
+    if code in STATES:
+        return STATES[code]
+    if code < 0:
+        return StateInfo(
+            code,
+            f"Failed (code {code})",
+            f"The restoration failed with a code we do not recognise ({code}).",
+            "Try again; if it keeps failing, tell an administrator the code.",
+            True,
+            Category.PROVIDER,
+        )
+    return StateInfo(
+        code,
+        f"In progress (code {code})",
+        "Your photo is being worked on.",
+        "Nothing to do: this page updates by itself.",
+        False,
+        Category.IN_PROGRESS,
+    )
+
+
+def is_final(code: int) -> bool:
+    return code == State.COMPLETED or code < 0

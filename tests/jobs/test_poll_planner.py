@@ -1,0 +1,107 @@
+from restorations.jobs import poll_planner
+from restorations.jobs.poll_planner import (
+    Ahead,
+    Durations,
+    concurrency,
+    expected_starts,
+    first_poll,
+    next_poll,
+)
+from restorations.jobs.states import State
+
+MEASURED = Durations(tuple(2.0 + i * 0.2 for i in range(31)), typical=10.0)  # 2.0 … 8.0 s
+USUAL = MEASURED.usual  # 5.0
+
+
+def test_before_any_measurement_the_operations_typical_time_is_used():
+    cold = Durations((), typical=9.0)
+    assert cold.usual == 9.0 and cold.shortest == 3.0
+
+
+def test_first_poll_comes_the_lag_budget_after_the_shortest_likely_duration():
+    assert MEASURED.shortest == 2.2
+    assert first_poll(100.0, now=100.0, durations=MEASURED) == 2.2 + poll_planner.LAG_BUDGET
+    # A task expected to start in 4 s is first polled 4 s later.
+    assert first_poll(104.0, now=100.0, durations=MEASURED) == 4 + 2.2 + poll_planner.LAG_BUDGET
+
+
+def test_tasks_start_at_once_while_slots_are_free():
+    queue = [Ahead(submitted=100.0 + n, started=None) for n in range(3)]
+    assert expected_starts(queue, now=103.0, slots=4, durations=MEASURED) == [100.0, 101.0, 102.0]
+
+
+def test_a_queued_task_starts_when_the_earliest_task_ahead_ends():
+    queue = [
+        Ahead(submitted=100.0, started=100.0),  # no progress seen: ends after the usual 5 s
+        Ahead(submitted=100.0, started=101.0, progress=50, observed=103.0),  # ends at 105
+        Ahead(submitted=101.0, started=None),
+        Ahead(submitted=102.0, started=None),
+    ]
+    starts = expected_starts(queue, now=102.0, slots=2, durations=MEASURED)
+    assert starts[2:] == [105.0, 105.0]  # both slots free up at 105
+
+
+def test_a_task_not_seen_finished_is_assumed_to_end_no_earlier_than_now():
+    queue = [Ahead(submitted=100.0, started=100.0), Ahead(submitted=100.0, started=None)]
+    starts = expected_starts(queue, now=130.0, slots=1, durations=MEASURED)
+    assert starts[1] == 130.0
+
+
+def test_progress_gives_the_finishing_time():
+    # 3 s in and 50 % done: 3 s to go.
+    delay = next_poll(
+        state=State.PROCESSING, progress=50, elapsed_processing=3.0, durations=MEASURED
+    )
+    assert delay == 3.0 + poll_planner.AFTER_ETA
+
+
+def test_too_little_progress_falls_back_to_the_first_check():
+    delay = next_poll(
+        state=State.PROCESSING, progress=1, elapsed_processing=1.0, durations=MEASURED
+    )
+    assert delay == poll_planner.first_check(MEASURED) - 1.0
+
+
+def test_a_task_still_queued_waits_at_least_the_recheck_time():
+    delay = next_poll(state=State.QUEUED, progress=0, elapsed_processing=None, durations=MEASURED)
+    recheck = USUAL * poll_planner.QUEUED_RECHECK_SHARE + poll_planner.first_check(MEASURED)
+    assert delay == recheck
+    later = next_poll(
+        state=State.QUEUED,
+        progress=0,
+        elapsed_processing=None,
+        durations=MEASURED,
+        queued_until=30.0,
+    )
+    assert later == 30.0 + poll_planner.first_check(MEASURED)
+
+
+def test_preparing_after_processing_started_is_not_queued():
+    started = next_poll(
+        state=State.PREPARING, progress=10, elapsed_processing=0.5, durations=MEASURED
+    )
+    queued = next_poll(
+        state=State.PREPARING, progress=0, elapsed_processing=None, durations=MEASURED
+    )
+    assert started == 0.5 * 100 / 10 - 0.5 + poll_planner.AFTER_ETA
+    assert queued > started
+
+
+def test_delays_are_bounded():
+    delay = next_poll(
+        state=State.PROCESSING, progress=99, elapsed_processing=60.0, durations=MEASURED
+    )
+    assert delay >= poll_planner.MIN_DELAY
+    slow = next_poll(
+        state=State.PROCESSING, progress=3, elapsed_processing=100.0, durations=MEASURED
+    )
+    assert slow == poll_planner.MAX_DELAY
+
+
+def test_concurrency_is_the_most_tasks_seen_processing_at_once():
+    intervals = [(0, 5), (1, 4), (2, 6), (3, 7), (5, 9), (6, 8), (9, 12), (10, 13)]
+    assert concurrency(intervals, default=2) == 4
+    # One ending exactly when another starts is not an overlap.
+    chain = [(n, n + 1) for n in range(8)]
+    assert concurrency(chain, default=9) == 1
+    assert concurrency(intervals[:3], default=3) == 3  # too few to tell

@@ -1,0 +1,192 @@
+"""Uploads through the browser form: good photos become tasks, bad input leaves nothing behind."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from PIL import Image
+
+from restorations.jobs.models import Task, TaskEvent, Upload
+from restorations.jobs.operations import MB
+from restorations.jobs.states import State
+from tests.conftest import login_in_team, photo_bytes, photo_upload, stored_files
+
+pytestmark = pytest.mark.django_db
+
+
+def _post(client, *files, operation="restoration-old-photo", **options):
+    data = {"photos": list(files), "operation": operation}
+    data.update({f"{operation}__{k}": v for k, v in options.items()})
+    return client.post(reverse("jobs:task_create"), data)
+
+
+def _png_header_only(width, height) -> bytes:
+    """A PNG that declares width × height but carries a single tiny compressed row."""
+
+    def chunk(kind, body):
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _assert_rejected(response, media_root, *fragments):
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'id="photos-errors"' in page or "errorlist" in page
+    for fragment in fragments:
+        assert fragment in page, page
+    assert Upload.objects.count() == 0
+    assert Task.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+def test_a_good_photo_becomes_a_waiting_task_with_its_original_stored(
+    client, studio, alice, media_root
+):
+    login_in_team(client, alice, studio)
+    data = photo_bytes(120, 80)
+    response = _post(
+        client,
+        SimpleUploadedFile("Grandma 1952.png", data, "image/png"),
+        restoration_type="1",
+        model_type="2",
+        change_color="0",
+    )
+    task = Task.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("jobs:task_detail", args=[task.public_id])
+    assert task.team == studio and task.created_by == alice
+    assert task.state == State.WAITING_TO_SEND
+    assert task.engine == "local"
+    assert task.options == {"restoration_type": "1", "model_type": "2", "change_color": "0"}
+    upload = task.upload
+    assert (upload.original_name, upload.width, upload.height, upload.format, upload.bytes) == (
+        "Grandma 1952.png",
+        120,
+        80,
+        "PNG",
+        len(data),
+    )
+    # The storage path is built from ids only.
+    assert upload.file.name == f"originals/{studio.public_id}/{upload.public_id}.png"
+    assert upload.file.read() == data
+    assert TaskEvent.objects.filter(task=task, kind="created").count() == 1
+
+
+def test_several_photos_in_one_upload(client, studio, bob):
+    login_in_team(client, bob, studio)
+    response = _post(client, photo_upload("a.png"), photo_upload("b.png"), operation="scale")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("jobs:task_list")
+    assert sorted(Task.objects.values_list("upload__original_name", flat=True)) == [
+        "a.png",
+        "b.png",
+    ]
+
+
+def test_one_bad_photo_rejects_the_whole_upload(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    response = _post(
+        client, photo_upload("good.png"), SimpleUploadedFile("bad.jpg", b"hello", "image/jpeg")
+    )
+    _assert_rejected(response, media_root, "bad.jpg")
+
+
+def test_empty_file(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    response = _post(client, SimpleUploadedFile("empty.png", b"", "image/png"))
+    # Django's own FileField refuses empty files before our checks: same promise either way.
+    _assert_rejected(response, media_root, "empty")
+
+
+def test_text_file_named_jpg(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    response = _post(
+        client, SimpleUploadedFile("notes.jpg", b"just some notes\n" * 20, "image/jpeg")
+    )
+    _assert_rejected(response, media_root, "not a photo we can read")
+
+
+def test_truncated_png(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    data = photo_bytes(200, 200)
+    response = _post(client, SimpleUploadedFile("cut.png", data[: len(data) // 2], "image/png"))
+    _assert_rejected(response, media_root, "damaged or incomplete")
+
+
+def test_decompression_bomb_png(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    response = _post(
+        client, SimpleUploadedFile("bomb.png", _png_header_only(30000, 30000), "image/png")
+    )
+    _assert_rejected(response, media_root, "pixels", "2048 × 2048")
+
+
+def test_file_over_the_operations_size_limit(client, studio, alice, media_root, settings):
+    login_in_team(client, alice, studio)
+    big = photo_bytes(16, 16) + b"\0" * (20 * MB)  # old-photo repair takes less than 20 MB
+    response = _post(client, SimpleUploadedFile("big.png", big, "image/png"))
+    _assert_rejected(response, media_root, "20.0\xa0MB")
+
+
+def test_image_over_the_operations_pixel_limit(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    buffer = io.BytesIO()
+    Image.new("L", (2049, 16)).save(buffer, "PNG")
+    response = _post(client, SimpleUploadedFile("wide.png", buffer.getvalue(), "image/png"))
+    _assert_rejected(response, media_root, "2049 × 16", "2048 × 2048")
+
+
+def test_svg(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    svg = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
+    response = _post(client, SimpleUploadedFile("drawing.svg", svg, "image/svg+xml"))
+    _assert_rejected(response, media_root, "SVG")
+
+
+def test_format_the_operation_does_not_take(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    response = _post(client, SimpleUploadedFile("p.webp", photo_bytes(fmt="WEBP"), "image/webp"))
+    _assert_rejected(response, media_root, "WebP files are not accepted")
+
+
+def test_option_the_operation_does_not_have(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    response = _post(client, photo_upload(), restoration_type="9")
+    assert response.status_code == 400
+    assert "Damage must be one of" in response.content.decode()
+    assert Task.objects.count() == 0 and stored_files(media_root) == []
+
+
+def test_hostile_file_name_is_stored_safely_and_shown_escaped(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    name = "..\\../etc/<img src=x onerror=alert(1)>\x00\x1b[31m\nphoto.png"
+    response = _post(client, photo_upload(name))
+    task = Task.objects.get()
+    assert response.status_code == 302
+    assert task.upload.original_name == "<img src=x onerror=alert(1)>[31mphoto.png"
+    assert task.upload.file.name.startswith(f"originals/{studio.public_id}/")
+    assert [p.name for p in stored_files(media_root)] == [f"{task.upload.public_id}.png"]
+    page = client.get(reverse("jobs:task_detail", args=[task.public_id])).content.decode()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
+
+
+def test_viewer_cannot_upload(client, studio, victor, media_root):
+    login_in_team(client, victor, studio)
+    assert client.get(reverse("jobs:task_create")).status_code == 403
+    assert _post(client, photo_upload()).status_code == 403
+    assert Task.objects.count() == 0 and stored_files(media_root) == []

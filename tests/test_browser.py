@@ -1,0 +1,96 @@
+"""The product as a person uses it: real Chromium against a live server and a real worker."""
+
+import os
+import shutil
+
+import pytest
+from PIL import Image
+
+from restorations.jobs.models import Task
+from restorations.jobs.states import State
+from tests.conftest import photo_bytes
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM, reason="Chromium is not installed (apt-get install chromium)"),
+]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls in the test body
+    # are still plain synchronous calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(accept_downloads=True)
+        yield context.new_page()
+        browser.close()
+
+
+def test_sign_up_upload_watch_progress_and_download(
+    page, live_server, celery_worker_thread, tmp_path
+):
+    photo = tmp_path / "Grandad 1961.jpg"
+    photo.write_bytes(photo_bytes(320, 240, fmt="JPEG", seed=4))
+
+    page.goto(f"{live_server.url}/")
+    page.get_by_role("link", name="Create an account").click()
+    page.get_by_label("Username").fill("dora")
+    page.locator("#id_password1").fill("a-long pass phrase")
+    page.locator("#id_password2").fill("a-long pass phrase")
+    page.get_by_role("button", name="Create account").click()
+    page.get_by_role("link", name="Upload your first photo").click()
+
+    page.get_by_label("Photos").set_input_files(str(photo))
+    page.get_by_label("Restoration").select_option(label="Old-photo repair")
+    page.locator("fieldset[data-operation='restoration-old-photo']").get_by_label(
+        "Damage"
+    ).select_option(label="Medium")
+    assert page.locator("fieldset[data-operation='scale']").is_hidden()
+    page.get_by_role("button", name="Upload and restore").click()
+
+    page.get_by_role("heading", name="Grandad 1961.jpg").wait_for()
+    page.locator(".state-success", has_text="Completed").wait_for(timeout=60_000)
+    assert "Your photo has been restored." in page.locator(".reason").inner_text()
+    task = Task.objects.get()
+    assert task.state == State.COMPLETED and task.options["restoration_type"] == "1"
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download result").click()
+    download = download_info.value
+    assert download.suggested_filename == "Grandad 1961-restored.jpg"
+    saved = tmp_path / "result.jpg"
+    download.save_as(saved)
+    with Image.open(saved) as image:
+        assert image.size == (task.result_width, task.result_height)
+    page.screenshot(path=str(tmp_path / "task.png"), full_page=True)
+
+
+def test_bad_file_shows_the_reason_next_to_the_field(page, live_server, alice, tmp_path):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Upload").first.click()
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not a photo")
+    page.get_by_label("Photos").set_input_files(str(fake))
+    page.get_by_role("button", name="Upload and restore").click()
+    error = page.locator("#photos-errors")
+    error.wait_for()
+    assert "notes.jpg: This file is not a photo we can read." in error.inner_text()
+    assert Task.objects.count() == 0

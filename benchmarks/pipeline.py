@@ -1,0 +1,112 @@
+"""The Django side of the poller benchmark, run as a separate process by bench_poller.py.
+
+python benchmarks/pipeline.py push --photos 40 --seed 7
+python benchmarks/pipeline.py collect --wait 600
+"""
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
+from django.db import transaction  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from restorations.accounts.models import User  # noqa: E402
+from restorations.jobs import services  # noqa: E402
+from restorations.jobs.models import Task  # noqa: E402
+
+USERNAME = "bench"
+
+
+def photo(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 255, 256, dtype=np.float32)
+    pixels = np.stack([np.add.outer(ramp, ramp) / 2] * 3, axis=-1)
+    pixels += rng.normal(0, 12, pixels.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def push(photos: int, seed: int) -> None:
+    user, _ = User.objects.get_or_create(username=USERNAME)
+    team = user.personal_team()
+    for n in range(photos):
+        upload = SimpleUploadedFile(f"photo-{n:03}.jpg", photo(seed + n), "image/jpeg")
+        with transaction.atomic():
+            services.create_task(
+                team=team,
+                user=user,
+                file=upload,
+                file_name=upload.name,
+                operation="scale",
+                options={},
+            )
+
+
+def detected_at(task: Task) -> float | None:
+    """When the project saw PicWish finish the task (success or failure)."""
+    for event in task.events.all():
+        was_upstream = event.from_state is not None and 0 <= event.from_state < 100
+        seen_done = event.to_state == 102 or (event.to_state is not None and event.to_state < 0)
+        if was_upstream and event.from_state != 1 and seen_done:
+            return event.created_at.timestamp()
+    return None
+
+
+def collect(wait: float) -> None:
+    deadline = time.monotonic() + wait
+    tasks = Task.objects.filter(team__memberships__user__username=USERNAME)
+    while time.monotonic() < deadline and tasks.active().exists():
+        time.sleep(0.5)
+    rows = list(tasks.prefetch_related("events").order_by("created_at"))
+    finished = [t.finished_at.timestamp() for t in rows if t.finished_at]
+    print(
+        json.dumps(
+            {
+                "finished": max(finished) if finished else time.time(),
+                "unfinished": sum(1 for t in rows if not t.is_final),
+                "tasks": [
+                    {
+                        "remote_task_id": t.remote_task_id,
+                        "state": t.state,
+                        "polls": t.poll_count,
+                        "detected_at": detected_at(t),
+                    }
+                    for t in rows
+                ],
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("push")
+    p.add_argument("--photos", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("collect")
+    c.add_argument("--wait", type=float, default=600)
+    args = parser.parse_args()
+    if args.command == "push":
+        push(args.photos, args.seed)
+    else:
+        collect(args.wait)
+
+
+if __name__ == "__main__":
+    main()

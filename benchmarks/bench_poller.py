@@ -210,10 +210,12 @@ def summarise(report: dict, args) -> dict:
             lags.append(task["detected_at"] - done)
             if args.verbose:
                 record = upstream[task["remote_task_id"]]
+                polls = " ".join(f"{t - record['started_at']:+.1f}" for t in record["polled_at"])
                 print(
                     f"    lag {task['detected_at'] - done:5.2f} s  polls {task['polls']}  "
                     f"queued {record['started_at'] - record['created_at']:5.1f} s  "
-                    f"duration {done - record['started_at']:4.1f} s  state {task['state']}"
+                    f"duration {done - record['started_at']:4.1f} s  state {task['state']:3}  "
+                    f"polled at {polls} s from the start"
                 )
     finished = len(report["tasks"])
     spans = [
@@ -225,6 +227,14 @@ def summarise(report: dict, args) -> dict:
         first, last = min(s for s, _ in spans), max(e for _, e in spans)
         busy = sum(e - s for s, e in spans) / (args.slots * (last - first))
         print(f"    answers: create {counters.get('create')}, poll {counters.get('poll')}")
+        last_start = max(s for s, _ in spans)
+        before = sum(min(e, last_start) - s for s, e in spans)
+        after = sum(e - max(s, last_start) for s, e in spans if e > last_start)
+        print(
+            f"    idle slot-seconds: {args.slots * (last_start - first) - before:.1f} before the "
+            f"last start ({last_start - first:.1f} s in), "
+            f"{args.slots * (last - last_start) - after:.1f} after it"
+        )
         print(
             f"    upstream busy {busy:.0%} of {args.slots} slots from first start to last end "
             f"({last - first:.1f} s); first start {first - report['started']:.1f} s, "
@@ -243,6 +253,8 @@ def summarise(report: dict, args) -> dict:
         "share_of_capacity": finished / elapsed / capacity,
         "requests_per_task": requests / finished,
         "http_429": counters.get("rate_limited", 0),
+        "tightest_window_s": counters.get("tightest_window_s") or float("nan"),
+        "window_requests": max(1, int(args.qps)) + 1,
         "lag_p50_s": percentile(lags, 0.5),
         "lag_p95_s": percentile(lags, 0.95),
         "lag_max_s": max(lags) if lags else float("nan"),
@@ -263,7 +275,10 @@ def show(label: str, result: dict) -> None:
         f"{result['share_of_capacity']:.0%})"
     )
     print(f"  upstream requests/task  {result['requests_per_task']:.2f}")
-    print(f"  429 answers             {result['http_429']}")
+    print(
+        f"  429 answers             {result['http_429']} ({result['window_requests']} requests "
+        f"in a row took at least {result['tightest_window_s']:.3f} s; the window is 1 s)"
+    )
     print(
         f"  detection lag p50 / p95 {result['lag_p50_s']:.2f} s / {result['lag_p95_s']:.2f} s "
         f"(max {result['lag_max_s']:.2f} s)"

@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -518,17 +518,29 @@ _SCRIPTED_MESSAGES = {
 
 
 class RateLimiter:
-    """At most `limit` admitted requests per key in any rolling window (deques of times)."""
+    """At most `limit` admitted requests per key in any rolling window (deques of times).
+
+    `tightest_span` is the shortest time in which `limit` + 1 consecutive requests of one key
+    arrived: at or above the window, nothing was refused; how far above is the room a client
+    left for jitter.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._admitted: dict[str, deque[float]] = {}
+        self._latest: dict[str, deque[float]] = {}
+        self.tightest_span: float | None = None
 
     def admit(self, key: str, qps: float, now: float | None = None) -> bool:
         # Below 1 QPS the window widens so that the long-run rate still equals qps.
         limit, window = max(1, int(qps)), max(1.0, 1 / qps)
         now = time.monotonic() if now is None else now
         with self._lock:
+            latest = self._latest.setdefault(key, deque(maxlen=limit))
+            if len(latest) == limit:
+                span = now - latest[0]
+                self.tightest_span = min(span, self.tightest_span or span)
+            latest.append(now)
             times = self._admitted.setdefault(key, deque())
             while times and times[0] <= now - window:
                 times.popleft()
@@ -540,6 +552,8 @@ class RateLimiter:
     def clear(self) -> None:
         with self._lock:
             self._admitted.clear()
+            self._latest.clear()
+            self.tightest_span = None
 
 
 class OverlapTracker:
@@ -578,6 +592,7 @@ class _Stats:
     mismatched: int = 0
     expired_downloads: int = 0
     polls_per_task: Counter[str] = field(default_factory=Counter)
+    poll_times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     orphans: list[str] = field(default_factory=list)
 
     def record(self, kind: str, reply: _Reply, mismatched: bool) -> None:
@@ -703,13 +718,17 @@ class PicWishEmulator:
             return {
                 **{kind: dict(sorted(codes.items())) for kind, codes in stats.codes.items()},
                 "rate_limited": stats.rate_limited,
+                "tightest_window_s": self._limiter.tightest_span,
                 "dropped": stats.dropped,
                 "mismatched": stats.mismatched,
                 "expired_downloads": stats.expired_downloads,
                 "polls_per_task": dict(stats.polls_per_task),
                 "max_concurrent_polls_per_task": self._overlaps.max_seen,
                 "orphans": list(stats.orphans),
-                "tasks": {task.task_id: _task_record(task, now) for task in self._tasks.values()},
+                "tasks": {
+                    task.task_id: _task_record(task, now, stats.poll_times.get(task.task_id, []))
+                    for task in self._tasks.values()
+                },
             }
 
     # --- request handling
@@ -901,6 +920,7 @@ class PicWishEmulator:
             if not known or now - task.created_at > self._config.task_ttl:
                 return _error(404, "Task not found.")
             self._stats.polls_per_task[task_id] += 1
+            self._stats.poll_times[task_id].append(now)
         return _json_reply(200, self._poll_body(task, now))
 
     def _poll_body(self, task: _Task, now: float) -> dict[str, Any]:
@@ -970,7 +990,7 @@ class PicWishEmulator:
         return self.script(**payload)
 
 
-def _task_record(task: _Task, now: float) -> dict[str, Any]:
+def _task_record(task: _Task, now: float, polled_at: list[float]) -> dict[str, Any]:
     current = snapshot(task, now)
     return {
         "endpoint": task.endpoint,
@@ -978,6 +998,7 @@ def _task_record(task: _Task, now: float) -> dict[str, Any]:
         "created_at": task.created_at,
         "started_at": task.started_at if now >= task.started_at else None,
         "completed_at": current.completed_at or None,
+        "polled_at": list(polled_at),
     }
 
 

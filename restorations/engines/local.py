@@ -14,6 +14,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+# Each worker process runs one image at a time and the worker runs a process per core, so
+# OpenCV's own thread pool would only oversubscribe the cores and stall the other processes.
+cv2.setNumThreads(1)
+
 Progress = Callable[[int], None]
 
 JPEG_QUALITY = 92

@@ -48,12 +48,21 @@ class RateLimiter(Protocol):
         """Wait for a slot for at most `timeout` seconds; True when one was taken."""
         ...
 
-    def reserve(self, key_id: str, qps: float, horizon: float = ADMIT_HORIZON) -> float | None:
-        """Book the next slot if it starts within `horizon` s: the delay to send at, else None."""
+    def reserve(
+        self, key_id: str, qps: float, horizon: float = ADMIT_HORIZON, lead: float = 0.0
+    ) -> float | None:
+        """Book the next slot if it starts within `horizon` s: the delay to send at, else None.
+        No slot is booked sooner than `lead` s from now (the time a request needs to reach the
+        process that sends it)."""
         ...
 
     def reserve_many(
-        self, key_id: str, qps: float, wanted: int, horizon: float = ADMIT_HORIZON
+        self,
+        key_id: str,
+        qps: float,
+        wanted: int,
+        horizon: float = ADMIT_HORIZON,
+        lead: float = 0.0,
     ) -> list[float]:
         """Book up to `wanted` slots starting within `horizon` s: the delay to send each at."""
         ...
@@ -72,10 +81,10 @@ def interval_for(qps: float) -> float:
 
 
 def _schedule(
-    tat: float, now: float, interval: float, wanted: int, horizon: float
+    tat: float, now: float, interval: float, wanted: int, horizon: float, lead: float
 ) -> tuple[list[float], float]:
     """GCRA booking: the delays of the slots granted and the next free slot's time."""
-    slot = max(tat, now)
+    slot = max(tat, now + lead)
     delays: list[float] = []
     while len(delays) < wanted and slot - now <= horizon:
         delays.append(slot - now)
@@ -88,12 +97,12 @@ class _GcraLimiter(ABC):
 
     @abstractmethod
     def _book(
-        self, key_id: str, interval: float, wanted: int, horizon: float
+        self, key_id: str, interval: float, wanted: int, horizon: float, lead: float
     ) -> tuple[list[float], float]:
         """Atomically book slots: (delay of each slot granted, seconds until the next free one)."""
 
     def try_acquire(self, key_id: str, qps: float) -> float:
-        delays, next_wait = self._checked_book(key_id, qps, 1, 0.0)
+        delays, next_wait = self._checked_book(key_id, qps, 1, 0.0, 0.0)
         return 0.0 if delays else next_wait
 
     def acquire(self, key_id: str, qps: float, timeout: float) -> bool:
@@ -106,33 +115,40 @@ class _GcraLimiter(ABC):
             time.sleep(wait)
         return True
 
-    def reserve(self, key_id: str, qps: float, horizon: float = ADMIT_HORIZON) -> float | None:
-        delays = self.reserve_many(key_id, qps, 1, horizon)
+    def reserve(
+        self, key_id: str, qps: float, horizon: float = ADMIT_HORIZON, lead: float = 0.0
+    ) -> float | None:
+        delays = self.reserve_many(key_id, qps, 1, horizon, lead)
         return delays[0] if delays else None
 
     def reserve_many(
-        self, key_id: str, qps: float, wanted: int, horizon: float = ADMIT_HORIZON
+        self,
+        key_id: str,
+        qps: float,
+        wanted: int,
+        horizon: float = ADMIT_HORIZON,
+        lead: float = 0.0,
     ) -> list[float]:
         if wanted <= 0:
             return []
-        return self._checked_book(key_id, qps, wanted, horizon)[0]
+        return self._checked_book(key_id, qps, wanted, horizon, lead)[0]
 
     def _checked_book(
-        self, key_id: str, qps: float, wanted: int, horizon: float
+        self, key_id: str, qps: float, wanted: int, horizon: float, lead: float
     ) -> tuple[list[float], float]:
         if not _KEY_ID.fullmatch(key_id):
             raise ValueError("key_id must come from key_id_for(api_key)")
-        return self._book(key_id, interval_for(qps), wanted, horizon)
+        return self._book(key_id, interval_for(qps), wanted, horizon, lead)
 
 
 # KEYS[1]: the TAT in microseconds of the Redis server's clock, so skewed workers agree.
-# ARGV: interval (µs), horizon (µs), wanted. Returns {next free slot's delay, delay of each slot
-# granted...} in µs. Mirrors _schedule() above.
+# ARGV: interval (µs), horizon (µs), wanted, lead (µs). Returns {next free slot's delay, delay
+# of each slot granted...} in µs. Mirrors _schedule() above.
 _BOOK_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local interval, horizon, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
+local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now + tonumber(ARGV[4]))
 local delays = {}
 while #delays < wanted and slot - now <= horizon do
   delays[#delays + 1] = slot - now
@@ -157,9 +173,9 @@ class RedisRateLimiter(_GcraLimiter):
         self._book_script = self._redis.register_script(_BOOK_SCRIPT)
 
     def _book(
-        self, key_id: str, interval: float, wanted: int, horizon: float
+        self, key_id: str, interval: float, wanted: int, horizon: float, lead: float
     ) -> tuple[list[float], float]:
-        args = [math.ceil(interval * 1e6), math.floor(horizon * 1e6), wanted]
+        args = [math.ceil(interval * 1e6), math.floor(horizon * 1e6), wanted, math.ceil(lead * 1e6)]
         reply = self._book_script(keys=[REDIS_KEY_PREFIX + key_id], args=args)
         next_wait, *delays = (microseconds / 1e6 for microseconds in reply)
         return delays, next_wait
@@ -174,13 +190,14 @@ class FileRateLimiter(_GcraLimiter):
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def _book(
-        self, key_id: str, interval: float, wanted: int, horizon: float
+        self, key_id: str, interval: float, wanted: int, horizon: float, lead: float
     ) -> tuple[list[float], float]:
         fd = os.open(self.folder / key_id, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             now = time.time()  # read under the lock, so slots are handed out in lock order
-            delays, slot = _schedule(_read_tat(fd, key_id, now), now, interval, wanted, horizon)
+            tat = _read_tat(fd, key_id, now)
+            delays, slot = _schedule(tat, now, interval, wanted, horizon, lead)
             if delays:
                 os.pwrite(fd, _TAT_FORMAT.format(slot).encode(), 0)
             return delays, slot - now

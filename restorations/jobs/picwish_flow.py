@@ -42,6 +42,10 @@ QUEUE_REPLAY_LIMIT = 300
 # A worker this much later than its booked slot books a new one: later, the request could land
 # in one PicWish window with the next two (slots are 10 % wider than 1/QPS).
 LATE_FOR_SLOT = 0.02
+# How much more overdue a first poll counts than a later one when slots are scarce (_urgency).
+FIRST_POLL_HEADSTART = 1.0
+# Slots are booked at least this far ahead: the time a task message takes to reach a worker.
+SLOT_LEAD = 0.06
 
 
 def lease_length() -> timedelta:
@@ -164,11 +168,13 @@ def dispatch(now) -> int:
     limiter = ratelimit.limiter_for_settings()
     for account, tasks in by_key.items():
         sends = [t for t in tasks if t.state == State.WAITING_TO_SEND]
-        polls = [t for t in tasks if t.state != State.WAITING_TO_SEND]
+        polls = sorted((t for t in tasks if t.state != State.WAITING_TO_SEND), key=_urgency)
         if sends and _short_of_work(sends[0].team):
             polls.insert(0, sends.pop(0))
         for task in polls + sends:
-            delay = limiter.reserve(account.key_id, account.qps, horizon=_tick_seconds())
+            delay = limiter.reserve(
+                account.key_id, account.qps, horizon=_tick_seconds(), lead=SLOT_LEAD
+            )
             if delay is None:
                 break  # the key's slots for this tick are booked
             job = (
@@ -178,6 +184,15 @@ def dispatch(now) -> int:
             )
             handed_out += _hand_out(task, job, time.time() + delay)
     return handed_out
+
+
+def _urgency(task: Task):
+    """Polls are booked most overdue first, a first poll counting as FIRST_POLL_HEADSTART more
+    overdue: it decides how late a quick task is noticed, while a later poll follows a
+    finishing time that progress has already told and has lag to spare."""
+    if task.poll_count == 0:
+        return task.next_poll_at - timedelta(seconds=FIRST_POLL_HEADSTART)
+    return task.next_poll_at
 
 
 def _short_of_work(team: Team) -> bool:
@@ -264,7 +279,8 @@ def _take_slot(account: Account, slot_at: float | None) -> bool:
     wait = slot_at - time.time()
     if wait > 0:
         time.sleep(wait)
-    elif -wait > LATE_FOR_SLOT:
+    late = time.time() - slot_at  # also after the sleep: a busy machine may oversleep
+    if late > LATE_FOR_SLOT:
         return limiter.acquire(account.key_id, account.qps, timeout=ACQUIRE_TIMEOUT)
     return True
 
@@ -564,7 +580,11 @@ def _queue(team: Team) -> list[tuple[int, poll_planner.Ahead]]:
             pk,
             poll_planner.Ahead(
                 submitted=submitted.timestamp(),
-                started=started.timestamp() + 0.5 if started else None,  # whole seconds
+                started=(
+                    poll_planner.likely_start(started.timestamp(), submitted.timestamp())
+                    if started
+                    else None
+                ),
                 progress=progress,
                 observed=observed.timestamp(),
             ),
@@ -623,8 +643,10 @@ def _next_poll_delay(task: Task, polled: picwish.Polled) -> float:
         return _fixed_interval()
     elapsed, queued_until = None, 0.0
     if polled.processed_at is not None:
-        # PicWish's times are whole seconds: assume the middle of the second.
-        elapsed = max(0.0, (timezone.now() - polled.processed_at).total_seconds() - 0.5)
+        start = poll_planner.likely_start(
+            polled.processed_at.timestamp(), (task.submitted_at or polled.processed_at).timestamp()
+        )
+        elapsed = max(0.0, time.time() - start)
     elif polled.state in poll_planner.QUEUED_STATES:
         queued_until = max(0.0, _expected_start(task) - time.time())
     return poll_planner.next_poll(

@@ -60,6 +60,14 @@ def _clamp(delay: float) -> float:
     return max(MIN_DELAY, min(MAX_DELAY, delay))
 
 
+def likely_start(processed_second: float, submitted: float) -> float:
+    """When PicWish started a task it reports started in the whole second `processed_second`:
+    the middle of that second's part after the task was sent (`submitted`)."""
+    low = max(processed_second, submitted)
+    high = max(processed_second + 1, low)
+    return (low + high) / 2
+
+
 def first_check(durations: Durations) -> float:
     """Seconds after processing starts at which to poll first."""
     return durations.shortest + LAG_BUDGET

@@ -283,6 +283,18 @@ def test_rate_limiter_windows():
     assert [slow.admit("k", 0.5, now) for now in (0.0, 1.5, 2.0)] == [True, False, True]
 
 
+def test_rate_limiter_reports_the_tightest_span_of_qps_plus_one_requests():
+    limiter = RateLimiter()
+    for now in (0.0, 0.55, 1.1, 1.62):
+        assert limiter.admit("k", 2, now)
+    assert limiter.admit("other", 2, 1.0)  # other keys have their own sequence
+    assert limiter.tightest_span == pytest.approx(1.07)  # 0.55 to 1.62
+    assert not limiter.admit("k", 2, 2.0)  # refused requests arrived too
+    assert limiter.tightest_span == pytest.approx(0.9)
+    limiter.clear()
+    assert limiter.tightest_span is None
+
+
 # --- expiry ------------------------------------------------------------------------------
 
 

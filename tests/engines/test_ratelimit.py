@@ -147,6 +147,16 @@ def test_reserve_many_returns_send_delays_one_interval_apart(limiter, key_id):
     assert limiter.try_acquire(key_id, qps) >= later  # a booked slot is taken for everyone
 
 
+def test_reserve_books_no_sooner_than_the_lead(limiter, key_id):
+    qps = 2
+    assert limiter.reserve(key_id, qps, horizon=0.1, lead=0.2) is None  # beyond the horizon
+    assert limiter.reserve(key_id, qps, horizon=1.0, lead=0.3) == pytest.approx(0.3, abs=0.01)
+    # The slot after it is one interval later, whatever lead that request asks for.
+    assert limiter.reserve(key_id, qps, horizon=2.0) == pytest.approx(
+        0.3 + interval_for(qps), abs=0.02
+    )
+
+
 def test_reserve_many_takes_no_more_than_wanted(limiter, key_id):
     assert len(limiter.reserve_many(key_id, 2, wanted=1)) == 1
     assert len(limiter.reserve_many(key_id, 2, wanted=0)) == 0

@@ -77,6 +77,7 @@ def collect(wait: float) -> None:
     print(
         json.dumps(
             {
+                "first_upload": min(t.created_at.timestamp() for t in rows),
                 "finished": max(finished) if finished else time.time(),
                 "unfinished": sum(1 for t in rows if not t.is_final),
                 "tasks": [

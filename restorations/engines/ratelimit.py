@@ -27,10 +27,12 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-# Slots are spread 10% wider than 1/qps, so qps + 1 consecutive requests span 1.1 s: a request
-# may reach PicWish up to 100 ms later than the one after it (network and scheduling jitter
-# between processes) and the window still holds at most qps. It costs 9% of the throughput.
-SAFETY = 0.1
+# Slots are spread 5% wider than 1/qps, so at 2 QPS three consecutive requests span 1.05 s: a
+# request may reach PicWish up to 50 ms later than the one two after it (scheduling and network
+# jitter between processes) and the window still holds at most qps. It costs 5% of the
+# throughput. Senders keep their part of the jitter under 20 ms (picwish_flow.LATE_FOR_SLOT);
+# see docs/rate-limiting.md for what was measured.
+SAFETY = 0.05
 ADMIT_HORIZON = 1.0  # seconds ahead the poller may book slots for
 REDIS_KEY_PREFIX = "desk:ratelimit:"
 REDIS_SCHEMES = ("redis://", "rediss://")

@@ -40,10 +40,10 @@ DISPATCH_BATCH = 200
 # How many of a team's in-flight tasks the poll planner replays (oldest first).
 QUEUE_REPLAY_LIMIT = 300
 # A worker this much later than its booked slot books a new one: later, the request could land
-# in one PicWish window with the next two (slots are 10 % wider than 1/QPS).
+# in one PicWish window with the next two (slots are only 5 % wider than 1/QPS).
 LATE_FOR_SLOT = 0.02
-# How much more overdue a first poll counts than a later one when slots are scarce (_urgency).
-FIRST_POLL_HEADSTART = 1.0
+# How much later than due a poll after the first may be booked when slots are scarce.
+LATER_POLL_SLACK = 1.0
 # Slots are booked at least this far ahead: the time a task message takes to reach a worker.
 SLOT_LEAD = 0.06
 
@@ -135,9 +135,8 @@ def _release(task: Task, *, next_poll_in: float, **fields) -> None:
 def dispatch(now) -> int:
     """Hand out the PicWish work that is due, booking each request's slot with the key's limiter.
 
-    The order of booking is the order of sending: one send first when PicWish holds too few of
-    the team's tasks to stay busy, then the polls that are due, then sends, as long as slots
-    start within this tick. Returns how many tasks were handed out. Safe to run in several beats
+    The order of booking is the order of sending (`_booking_order`), as long as slots start
+    within this tick. Returns how many tasks were handed out. Safe to run in several beats
     at once: a task is handed out only by the dispatcher whose conditional claim succeeds (a
     slot booked for a task another dispatcher took is simply left unused).
     """
@@ -167,11 +166,7 @@ def dispatch(now) -> int:
             by_key.setdefault(account, []).append(task)
     limiter = ratelimit.limiter_for_settings()
     for account, tasks in by_key.items():
-        sends = [t for t in tasks if t.state == State.WAITING_TO_SEND]
-        polls = sorted((t for t in tasks if t.state != State.WAITING_TO_SEND), key=_urgency)
-        if sends and _short_of_work(sends[0].team):
-            polls.insert(0, sends.pop(0))
-        for task in polls + sends:
+        for task in _booking_order(tasks):
             delay = limiter.reserve(
                 account.key_id, account.qps, horizon=_tick_seconds(), lead=SLOT_LEAD
             )
@@ -186,18 +181,39 @@ def dispatch(now) -> int:
     return handed_out
 
 
-def _urgency(task: Task):
-    """Polls are booked most overdue first, a first poll counting as FIRST_POLL_HEADSTART more
-    overdue: it decides how late a quick task is noticed, while a later poll follows a
-    finishing time that progress has already told and has lag to spare."""
-    if task.poll_count == 0:
-        return task.next_poll_at - timedelta(seconds=FIRST_POLL_HEADSTART)
-    return task.next_poll_at
+def _booking_order(tasks: list[Task]) -> list[Task]:
+    """The order in which one key's due tasks (oldest due first) get the key's slots: earliest
+    deadline first. With PICWISH_POLL_INTERVAL set, simply oldest due first.
+
+    A poll's deadline is when it is due, plus LATER_POLL_SLACK for a poll after the first: the
+    first poll decides how late a quick task is noticed, while a later one follows a finishing
+    time that progress has already told and has lag to spare. A send's deadline is when PicWish
+    is expected to run out of the team's queued tasks without it (`_send_deadlines`).
+    """
+    if _fixed_interval():
+        return tasks
+    sends = [t for t in tasks if t.state == State.WAITING_TO_SEND]
+    polls = [t for t in tasks if t.state != State.WAITING_TO_SEND]
+    deadlines = [(_poll_deadline(task), task) for task in polls]
+    if sends:
+        deadlines += zip(_send_deadlines(sends[0], len(sends)), sends, strict=True)
+    return [task for _, task in sorted(deadlines, key=lambda pair: pair[0])]
 
 
-def _short_of_work(team: Team) -> bool:
-    """PicWish may soon have a free slot and nothing queued for this team: send before polling."""
-    return _in_flight(team).count() < _concurrency(team) + 2
+def _poll_deadline(task: Task) -> float:
+    slack = 0.0 if task.poll_count == 0 else LATER_POLL_SLACK
+    return task.next_poll_at.timestamp() + slack
+
+
+def _send_deadlines(first: Task, count: int) -> list[float]:
+    """When each of `count` waiting sends is needed: PicWish finishes about one of the team's
+    tasks every usual duration / concurrency seconds, and each finish takes a queued task.
+    Two finishes are assumed already past and not yet seen."""
+    slots = _concurrency(first.team)
+    queued = _in_flight(first.team).count() - slots - 2
+    every = _durations(first).usual / slots
+    now = time.time()
+    return [now + (queued + n) * every for n in range(count)]
 
 
 def _tick_seconds() -> float:
@@ -562,8 +578,8 @@ def _in_flight(team: Team):
 
 
 def _fixed_interval() -> float | None:
-    """PICWISH_POLL_INTERVAL set: poll every task at that fixed interval instead of planning
-    (the simple strategy, kept for comparison in the benchmark)."""
+    """PICWISH_POLL_INTERVAL set: poll every task at that fixed interval, first due first
+    served, instead of planning (the naive strategy, kept for comparison in the benchmark)."""
     return settings.PICWISH_POLL_INTERVAL
 
 

@@ -24,7 +24,7 @@ MIN_DELAY = 0.3
 MAX_DELAY = 60.0
 # How late after the shortest likely duration the first poll comes. Larger means fewer second
 # polls but later notice of quick tasks. Tuned with `make bench-poller` (docs/benchmarks.md).
-LAG_BUDGET = 3.3
+LAG_BUDGET = 2.8
 # Aim this long after a finishing time estimated from progress.
 AFTER_ETA = 0.35
 # Finished tasks needed before the measured concurrency replaces the assumed one.

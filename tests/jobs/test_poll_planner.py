@@ -1,8 +1,4 @@
-from datetime import UTC, datetime, timedelta
-
 from restorations.jobs import poll_planner
-from restorations.jobs.models import Task
-from restorations.jobs.picwish_flow import FIRST_POLL_HEADSTART, _urgency
 from restorations.jobs.poll_planner import (
     Ahead,
     Durations,
@@ -116,15 +112,3 @@ def test_a_start_reported_in_whole_seconds_is_placed_in_the_middle_of_what_remai
     assert likely_start(100.0, submitted=90.0) == 100.5  # sent long before: the whole second
     assert likely_start(100.0, submitted=100.6) == 100.8  # not before the task was sent
     assert likely_start(100.0, submitted=101.2) == 101.2  # clocks apart: never before sending
-
-
-def test_dispatch_books_the_most_overdue_poll_first_giving_first_polls_a_headstart():
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    ago = lambda seconds: now - timedelta(seconds=seconds)  # noqa: E731
-    first = Task(poll_count=0, next_poll_at=ago(0.0))
-    later_less_overdue = Task(poll_count=1, next_poll_at=ago(FIRST_POLL_HEADSTART - 0.2))
-    later_more_overdue = Task(poll_count=2, next_poll_at=ago(FIRST_POLL_HEADSTART + 0.2))
-
-    order = sorted([later_less_overdue, first, later_more_overdue], key=_urgency)
-
-    assert order == [later_more_overdue, first, later_less_overdue]

@@ -1,0 +1,80 @@
+"""The order in which the dispatcher gives one PicWish key's slots to due tasks."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from restorations.jobs import services
+from restorations.jobs.models import Engine, Task
+from restorations.jobs.picwish_flow import LATER_POLL_SLACK, _booking_order
+from restorations.jobs.states import State
+from tests.conftest import photo_upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def picwish_key(settings):
+    settings.PICWISH_API_KEY = "a-key"
+    settings.PICWISH_POLL_INTERVAL = None
+    settings.PICWISH_ASSUMED_CONCURRENCY = 4
+
+
+def make_tasks(team, user, count: int) -> list[Task]:
+    with transaction.atomic():
+        tasks = [
+            services.create_task(
+                team=team,
+                user=user,
+                file=photo_upload(f"p{n}.png"),
+                file_name=f"p{n}.png",
+                operation="scale",
+                options={},
+            )
+            for n in range(count)
+        ]
+    assert {task.engine for task in tasks} == {Engine.PICWISH}
+    return tasks
+
+
+def at_picwish(task: Task, *, due_seconds_ago: float, polls: int = 0) -> Task:
+    due = timezone.now() - timedelta(seconds=due_seconds_ago)
+    Task.objects.filter(pk=task.pk).update(
+        state=State.PROCESSING, submitted_at=due, next_poll_at=due, poll_count=polls
+    )
+    task.refresh_from_db()
+    return task
+
+
+def test_a_first_poll_goes_before_a_later_poll_less_than_the_slack_more_overdue(studio, alice):
+    first, later_less, later_more = make_tasks(studio, alice, 3)
+    first = at_picwish(first, due_seconds_ago=0.0)
+    later_less = at_picwish(later_less, due_seconds_ago=LATER_POLL_SLACK - 0.3, polls=1)
+    later_more = at_picwish(later_more, due_seconds_ago=LATER_POLL_SLACK + 0.3, polls=2)
+
+    assert _booking_order([later_less, first, later_more]) == [later_more, first, later_less]
+
+
+def test_a_send_goes_first_when_picwish_holds_too_few_of_the_teams_tasks(studio, alice):
+    send, poll = make_tasks(studio, alice, 2)
+    poll = at_picwish(poll, due_seconds_ago=0.5, polls=1)
+
+    assert _booking_order([send, poll]) == [send, poll]
+
+
+def test_sends_wait_for_due_polls_while_picwish_holds_a_long_queue(studio, alice):
+    *held, send = make_tasks(studio, alice, 12)
+    held = [at_picwish(task, due_seconds_ago=-60) for task in held]  # polls not due yet
+    poll = held[0] = at_picwish(held[0], due_seconds_ago=0.0)
+
+    assert _booking_order([send, poll]) == [poll, send]
+
+
+def test_with_a_fixed_poll_interval_the_oldest_due_goes_first(studio, alice, settings):
+    settings.PICWISH_POLL_INTERVAL = 1.0
+    send, poll = make_tasks(studio, alice, 2)
+    poll = at_picwish(poll, due_seconds_ago=0.5, polls=1)
+
+    assert _booking_order([poll, send]) == [poll, send]

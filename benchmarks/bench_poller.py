@@ -272,7 +272,7 @@ def show(label: str, result: dict) -> None:
     print(
         f"  tasks per second        {result['tasks_per_s']:.3f} "
         f"(capacity limit {result['capacity_per_s']:.3f}: "
-        f"{result['share_of_capacity']:.0%})"
+        f"{result['share_of_capacity']:.1%})"
     )
     print(f"  upstream requests/task  {result['requests_per_task']:.2f}")
     print(

@@ -142,10 +142,17 @@ def dispatch(now) -> int:
     """
     from restorations.jobs import tasks as celery_tasks
 
+    # Polls due before the next tick are booked now, for their due time: waiting for the next
+    # tick would make them late by half a tick on average.
+    next_tick = now + timedelta(seconds=_tick_seconds())
     with transaction.atomic():
         due = (
             Task.objects.active()
-            .filter(engine=Engine.PICWISH, next_poll_at__lte=now)
+            .filter(engine=Engine.PICWISH)
+            .filter(
+                Q(next_poll_at__lte=now)
+                | Q(next_poll_at__lte=next_tick, state__gte=0, state__lt=State.WAITING_TO_SEND)
+            )
             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now))
             .exclude(state=State.SENDING)
             .select_related("team")
@@ -167,8 +174,12 @@ def dispatch(now) -> int:
     limiter = ratelimit.limiter_for_settings()
     for account, tasks in by_key.items():
         for task in _booking_order(tasks):
+            until_due = (task.next_poll_at - timezone.now()).total_seconds()
             delay = limiter.reserve(
-                account.key_id, account.qps, horizon=_tick_seconds(), lead=SLOT_LEAD
+                account.key_id,
+                account.qps,
+                horizon=_tick_seconds(),
+                lead=min(_tick_seconds(), max(SLOT_LEAD, until_due)),
             )
             if delay is None:
                 break  # the key's slots for this tick are booked

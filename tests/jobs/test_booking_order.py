@@ -1,12 +1,14 @@
 """The order in which the dispatcher gives one PicWish key's slots to due tasks."""
 
+import secrets
 from datetime import timedelta
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from restorations.jobs import services
+from restorations.jobs import picwish_flow, services
+from restorations.jobs import tasks as celery_tasks
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.picwish_flow import LATER_POLL_SLACK, _booking_order
 from restorations.jobs.states import State
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def picwish_key(settings):
-    settings.PICWISH_API_KEY = "a-key"
+    settings.PICWISH_API_KEY = secrets.token_hex()  # a fresh rate-limiter schedule per test
     settings.PICWISH_POLL_INTERVAL = None
     settings.PICWISH_ASSUMED_CONCURRENCY = 4
 
@@ -78,3 +80,19 @@ def test_with_a_fixed_poll_interval_the_oldest_due_goes_first(studio, alice, set
     poll = at_picwish(poll, due_seconds_ago=0.5, polls=1)
 
     assert _booking_order([poll, send]) == [poll, send]
+
+
+def test_a_poll_due_before_the_next_tick_is_booked_now_for_its_due_time(studio, alice, monkeypatch):
+    soon, later = make_tasks(studio, alice, 2)
+    soon = at_picwish(soon, due_seconds_ago=-0.15, polls=1)
+    later = at_picwish(later, due_seconds_ago=-2.0, polls=1)
+    handed_out = []
+    monkeypatch.setattr(
+        celery_tasks.poll_task, "delay", lambda pk, lease, slot_at: handed_out.append((pk, slot_at))
+    )
+
+    assert picwish_flow.dispatch(timezone.now()) == 1
+
+    [(pk, slot_at)] = handed_out
+    assert pk == soon.pk
+    assert soon.next_poll_at.timestamp() - 0.01 <= slot_at <= soon.next_poll_at.timestamp() + 0.1

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connections
+from django.db import connections, transaction
 from PIL import Image
 
 from config.celery_app import app as celery_app
 from restorations.accounts.models import Membership, Role, Team, User
+from restorations.jobs import services
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +45,22 @@ def photo_bytes(width=64, height=48, fmt="PNG", seed=0) -> bytes:
 
 def photo_upload(name="photo.png", data=None, content_type="image/png") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, photo_bytes() if data is None else data, content_type)
+
+
+def scale_tasks(team, user, count: int) -> list:
+    """`count` upscale tasks of generated photos, created in one transaction."""
+    with transaction.atomic():
+        return [
+            services.create_task(
+                team=team,
+                user=user,
+                file=photo_upload(f"p{n}.png"),
+                file_name=f"p{n}.png",
+                operation="scale",
+                options={},
+            )
+            for n in range(count)
+        ]
 
 
 @pytest.fixture

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from restorations.engines.emulator import EmulatorConfig, PicWishEmulator
-from restorations.jobs import services
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
-from tests.conftest import photo_upload
+from tests.conftest import scale_tasks
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -150,18 +149,7 @@ def processes(tmp_path, emulator):
 
 
 def push(team, user, count: int) -> list[Task]:
-    with transaction.atomic():
-        tasks = [
-            services.create_task(
-                team=team,
-                user=user,
-                file=photo_upload(f"p{n}.png"),
-                file_name=f"p{n}.png",
-                operation="scale",
-                options={},
-            )
-            for n in range(count)
-        ]
+    tasks = scale_tasks(team, user, count)
     # The send messages went to this process's own broker: let the dispatcher send them now.
     Task.objects.filter(pk__in=[t.pk for t in tasks]).update(next_poll_at=timezone.now())
     return tasks

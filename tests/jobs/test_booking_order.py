@@ -4,15 +4,14 @@ import secrets
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
-from restorations.jobs import picwish_flow, services
+from restorations.jobs import picwish_flow
 from restorations.jobs import tasks as celery_tasks
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.picwish_flow import LATER_POLL_SLACK, _booking_order
 from restorations.jobs.states import State
-from tests.conftest import photo_upload
+from tests.conftest import scale_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -25,18 +24,7 @@ def picwish_key(settings):
 
 
 def make_tasks(team, user, count: int) -> list[Task]:
-    with transaction.atomic():
-        tasks = [
-            services.create_task(
-                team=team,
-                user=user,
-                file=photo_upload(f"p{n}.png"),
-                file_name=f"p{n}.png",
-                operation="scale",
-                options={},
-            )
-            for n in range(count)
-        ]
+    tasks = scale_tasks(team, user, count)
     assert {task.engine for task in tasks} == {Engine.PICWISH}
     return tasks
 

@@ -591,7 +591,6 @@ class _Stats:
     dropped: int = 0
     mismatched: int = 0
     expired_downloads: int = 0
-    polls_per_task: Counter[str] = field(default_factory=Counter)
     poll_times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     orphans: list[str] = field(default_factory=list)
 
@@ -722,7 +721,7 @@ class PicWishEmulator:
                 "dropped": stats.dropped,
                 "mismatched": stats.mismatched,
                 "expired_downloads": stats.expired_downloads,
-                "polls_per_task": dict(stats.polls_per_task),
+                "polls_per_task": {key: len(times) for key, times in stats.poll_times.items()},
                 "max_concurrent_polls_per_task": self._overlaps.max_seen,
                 "orphans": list(stats.orphans),
                 "tasks": {
@@ -919,7 +918,6 @@ class PicWishEmulator:
             known = task is not None and task.endpoint == endpoint
             if not known or now - task.created_at > self._config.task_ttl:
                 return _error(404, "Task not found.")
-            self._stats.polls_per_task[task_id] += 1
             self._stats.poll_times[task_id].append(now)
         return _json_reply(200, self._poll_body(task, now))
 

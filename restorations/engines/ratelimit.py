@@ -20,7 +20,6 @@ import re
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Protocol
 
 import redis
 from django.conf import settings
@@ -39,35 +38,6 @@ REDIS_SCHEMES = ("redis://", "rediss://")
 KEY_ID_LENGTH = 16
 _KEY_ID = re.compile(rf"[0-9a-f]{{{KEY_ID_LENGTH}}}")
 _TAT_FORMAT = "{:020.6f}"  # fixed width, so a rewrite always replaces every byte
-
-
-class RateLimiter(Protocol):
-    def try_acquire(self, key_id: str, qps: float) -> float:
-        """Take a slot now if one is free: 0.0, else the seconds until the next one (none taken)."""
-        ...
-
-    def acquire(self, key_id: str, qps: float, timeout: float) -> bool:
-        """Wait for a slot for at most `timeout` seconds; True when one was taken."""
-        ...
-
-    def reserve(
-        self, key_id: str, qps: float, horizon: float = ADMIT_HORIZON, lead: float = 0.0
-    ) -> float | None:
-        """Book the next slot if it starts within `horizon` s: the delay to send at, else None.
-        No slot is booked sooner than `lead` s from now (the time a request needs to reach the
-        process that sends it)."""
-        ...
-
-    def reserve_many(
-        self,
-        key_id: str,
-        qps: float,
-        wanted: int,
-        horizon: float = ADMIT_HORIZON,
-        lead: float = 0.0,
-    ) -> list[float]:
-        """Book up to `wanted` slots starting within `horizon` s: the delay to send each at."""
-        ...
 
 
 def key_id_for(api_key: str) -> str:
@@ -94,8 +64,8 @@ def _schedule(
     return delays, slot
 
 
-class _GcraLimiter(ABC):
-    """The public methods; a backend only books slots atomically with `_book`."""
+class RateLimiter(ABC):
+    """A key's request schedule; a backend only books slots atomically with `_book`."""
 
     @abstractmethod
     def _book(
@@ -104,10 +74,12 @@ class _GcraLimiter(ABC):
         """Atomically book slots: (delay of each slot granted, seconds until the next free one)."""
 
     def try_acquire(self, key_id: str, qps: float) -> float:
+        """Take a slot now if one is free: 0.0, else the seconds until the next one (none taken)."""
         delays, next_wait = self._checked_book(key_id, qps, 1, 0.0, 0.0)
         return 0.0 if delays else next_wait
 
     def acquire(self, key_id: str, qps: float, timeout: float) -> bool:
+        """Wait for a slot for at most `timeout` seconds; True when one was taken."""
         # Waiters poll instead of booking ahead, so the TAT stays within one interval of now
         # and the dispatcher's reserve() still finds slots inside its horizon.
         deadline = time.monotonic() + timeout
@@ -120,6 +92,9 @@ class _GcraLimiter(ABC):
     def reserve(
         self, key_id: str, qps: float, horizon: float = ADMIT_HORIZON, lead: float = 0.0
     ) -> float | None:
+        """Book the next slot if it starts within `horizon` s: the delay to send at, else None.
+        No slot is booked sooner than `lead` s from now (the time a request needs to reach the
+        process that sends it)."""
         delays = self.reserve_many(key_id, qps, 1, horizon, lead)
         return delays[0] if delays else None
 
@@ -131,6 +106,7 @@ class _GcraLimiter(ABC):
         horizon: float = ADMIT_HORIZON,
         lead: float = 0.0,
     ) -> list[float]:
+        """Book up to `wanted` slots starting within `horizon` s: the delay to send each at."""
         if wanted <= 0:
             return []
         return self._checked_book(key_id, qps, wanted, horizon, lead)[0]
@@ -165,7 +141,7 @@ return delays
 """
 
 
-class RedisRateLimiter(_GcraLimiter):
+class RedisRateLimiter(RateLimiter):
     """Shared by every machine using the Redis at `redis_url`. An idle key expires one second
     after its TAT has passed, when it no longer constrains anything."""
 
@@ -183,7 +159,7 @@ class RedisRateLimiter(_GcraLimiter):
         return delays, next_wait
 
 
-class FileRateLimiter(_GcraLimiter):
+class FileRateLimiter(RateLimiter):
     """Shared by the processes of one machine: one file per key holds the TAT (Unix time),
     read and rewritten under an exclusive flock."""
 

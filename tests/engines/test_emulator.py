@@ -191,6 +191,18 @@ def test_slots_hold_tasks_in_the_queue(emulator, client):
     assert starts[1] <= completions[0] and starts[2] <= completions[1]
 
 
+def test_each_tasks_polls_are_counted_with_their_times(emulator, client):
+    polled, other = created_id(create(client)), created_id(create(client))
+    before = time.time()
+    poll(client, polled)
+    poll(client, polled)
+    counters = emulator.counters()
+    assert counters["polls_per_task"] == {polled: 2}
+    first, second = counters["tasks"][polled]["polled_at"]
+    assert before <= first <= second <= time.time()
+    assert counters["tasks"][other]["polled_at"] == []
+
+
 def test_the_timeline_passes_through_every_in_progress_state():
     task = _timeline_task(outcome=-8, processing_code=6)
     expected = [

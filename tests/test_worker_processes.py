@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import redis
 from django.db import connection
-from django.utils import timezone
 
 from restorations.engines.emulator import EmulatorConfig, PicWishEmulator
 from restorations.jobs.models import Task
@@ -148,13 +147,6 @@ def processes(tmp_path, emulator):
         group.stop_all()
 
 
-def push(team, user, count: int) -> list[Task]:
-    tasks = scale_tasks(team, user, count)
-    # The send messages went to this process's own broker: let the dispatcher send them now.
-    Task.objects.filter(pk__in=[t.pk for t in tasks]).update(next_poll_at=timezone.now())
-    return tasks
-
-
 def wait_for_all(tasks: list[Task], group: Processes, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -176,7 +168,7 @@ def test_four_workers_keep_a_two_qps_account_free_of_429s(
     for n in range(4):
         group.worker(f"w{n}")
     group.beat("beat")
-    tasks = push(studio, alice, 40)
+    tasks = scale_tasks(studio, alice, 40)
     wait_for_all(tasks, group, seconds=240)
     counters = emulator.counters()
     assert counters["rate_limited"] == 0
@@ -192,7 +184,7 @@ def test_two_beats_and_two_workers_never_double_poll_or_double_create(
     emulator.configure(qps=10, slots=4, duration_min=0.5, duration_max=1.5, latency=0.3)
     group = processes(qps=8)
     group.worker("w1"), group.worker("w2"), group.beat("b1"), group.beat("b2")
-    tasks = push(studio, alice, 12)
+    tasks = scale_tasks(studio, alice, 12)
     wait_for_all(tasks, group, seconds=180)
     counters = emulator.counters()
     assert counters["max_concurrent_polls_per_task"] <= 1
@@ -210,7 +202,7 @@ def test_a_worker_killed_mid_poll_leaves_no_task_stuck(
     group = processes(qps=8)
     doomed = group.worker("doomed")
     group.beat("beat")
-    tasks = push(studio, alice, 3)
+    tasks = scale_tasks(studio, alice, 3)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:  # until a poll is under way in the doomed worker
         if Task.objects.filter(

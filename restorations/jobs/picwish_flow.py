@@ -294,15 +294,15 @@ def send(task: Task, slot_at: float | None) -> None:
 
 def _take_slot(account: Account, slot_at: float | None) -> bool:
     """The right to send one request now: the slot the dispatcher booked (`slot_at`, Unix
-    time), or, without one, a slot that is free at once.
+    time). Without one (a message from elsewhere) the task goes back to the dispatcher.
 
     A request sent later than its booked slot could crowd the next one into PicWish's window,
     so a worker that comes too late books a new slot instead. Callers take the slot with the
     client built and the file open, so the request leaves right after it.
     """
-    limiter = ratelimit.limiter_for_settings()
     if slot_at is None:
-        return limiter.try_acquire(account.key_id, account.qps) == 0
+        return False
+    limiter = ratelimit.limiter_for_settings()
     wait = slot_at - time.time()
     if wait > 0:
         time.sleep(wait)

@@ -20,7 +20,7 @@ from restorations.jobs.validation import CheckedImage, check_image, clean_file_n
 
 log = logging.getLogger(__name__)
 
-# If the message that sends a new task is lost, the dispatcher sends it again after this.
+# If the message that sends a new local-engine task is lost, the dispatcher sends it after this.
 SEND_WATCHDOG = timedelta(seconds=30)
 # Transient failures are retried automatically at most this many times per original task.
 MAX_AUTOMATIC_RETRIES = 2
@@ -65,14 +65,15 @@ def create_task(
     try:
         with transaction.atomic():
             upload.save()
+            engine = engine_for(team)
             task = Task.objects.create(
                 upload=upload,
                 team=team,
                 created_by=user,
                 operation=operation,
                 options=cleaned_options,
-                engine=engine_for(team),
-                next_poll_at=timezone.now() + SEND_WATCHDOG,
+                engine=engine,
+                next_poll_at=_send_due(engine),
             )
             TaskEvent.objects.create(
                 task=task, kind=EventKind.CREATED, to_state=task.state, actor=user
@@ -116,10 +117,18 @@ def resume_waiting_tasks(team) -> int:
     ).update(next_poll_at=timezone.now())
 
 
+def _send_due(engine: str):
+    """PicWish tasks are due for the dispatcher at once: it books each create a slot with the
+    key's limiter, in the key's order of need. A local-engine task is sent by a message at once
+    (`enqueue_send`), and by the dispatcher only if that message is lost."""
+    return timezone.now() + (SEND_WATCHDOG if engine == Engine.LOCAL else timedelta(0))
+
+
 def enqueue_send(task: Task) -> None:
     from restorations.jobs.tasks import send_task
 
-    transaction.on_commit(lambda: send_task.delay(task.pk))
+    if task.engine == Engine.LOCAL:
+        transaction.on_commit(lambda: send_task.delay(task.pk))
 
 
 def move(
@@ -187,15 +196,16 @@ def can_retry(task: Task) -> bool:
 
 def retry(task: Task, user, *, automatic: bool = False) -> Task:
     """A new task for the same upload, linked by retry_of, so every attempt stays visible."""
+    engine = engine_for(task.team)
     new = Task.objects.create(
         upload=task.upload,
         team=task.team,
         created_by=user if user is not None else task.created_by,
         operation=task.operation,
         options=task.options,
-        engine=engine_for(task.team),
+        engine=engine,
         retry_of=task,
-        next_poll_at=timezone.now() + SEND_WATCHDOG,
+        next_poll_at=_send_due(engine),
     )
     how = "automatically" if automatic else f"by {user}"
     TaskEvent.objects.create(

@@ -88,6 +88,14 @@ def test_a_photo_goes_through_picwish_and_its_result_is_stored_byte_for_byte(
     assert emulator.counters()["tasks"][task.remote_task_id]["state"] == State.COMPLETED
 
 
+def test_new_tasks_wait_for_the_dispatcher_which_books_each_create_a_slot(emulator, studio, alice):
+    tasks = [create(studio, alice, f"p{n}.png") for n in range(3)]
+    assert not emulator.counters()["create"]  # nothing sent on upload, not even one
+    assert all(t.state == State.WAITING_TO_SEND and t.next_poll_at <= timezone.now() for t in tasks)
+    drive(*tasks)
+    assert emulator.counters()["create"] == {"200": 3}
+
+
 def _image_url(task: Task) -> str:
     return json.loads(task.last_response)["data"]["image"]
 

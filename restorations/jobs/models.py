@@ -86,6 +86,14 @@ class Task(models.Model):
     upstream_created_at = models.DateTimeField(null=True, blank=True)
     upstream_processed_at = models.DateTimeField(null=True, blank=True)
     upstream_completed_at = models.DateTimeField(null=True, blank=True)
+    # PicWish stamps whole seconds; the planner's finer estimates of its processing time.
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    processing_ends_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Expected from progress while processing; once finished, "
+        "the likeliest moment it finished.",
+    )
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)

@@ -12,7 +12,7 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.files import File
@@ -43,7 +43,7 @@ QUEUE_REPLAY_LIMIT = 300
 # in one PicWish window with the next two (slots are only 5 % wider than 1/QPS).
 LATE_FOR_SLOT = 0.02
 # How much later than due a poll after the first may be booked when slots are scarce.
-LATER_POLL_SLACK = 1.0
+LATER_POLL_SLACK = 0.5
 # Slots are booked at least this far ahead: the time a task message takes to reach a worker.
 SLOT_LEAD = 0.06
 
@@ -284,7 +284,7 @@ def send(task: Task, slot_at: float | None) -> None:
         remote_task_id=created.task_id,
         submitted_at=now,
         deadline_at=now + task_deadline(),
-        next_poll_at=now + timedelta(seconds=_first_poll_delay(task)),
+        next_poll_at=_first_poll_at(task),
         lease_expires_at=None,
         last_http_status=200,
         last_response=created.raw,
@@ -386,6 +386,7 @@ def _apply(task: Task, polled: picwish.Polled) -> None:
         "upstream_created_at": polled.created_at,
         "upstream_processed_at": polled.processed_at,
         "upstream_completed_at": polled.completed_at,
+        **_processing_times(task, polled),
         "last_http_status": 200,
         "last_response": polled.raw[:100_000],
         "fault_count": 0,
@@ -403,11 +404,11 @@ def _apply(task: Task, polled: picwish.Polled) -> None:
             result_url_expires_at=expires,
             **{**common, "lease_expires_at": lease, "next_poll_at": lease},
         ):
-            _slot_freed(task, polled)
+            _replan(task)
             transaction.on_commit(lambda: fetch_result.delay(task.pk, lease.isoformat(), None))
     elif polled.state < 0:
         if services.move(task, polled.state, message=polled.state_detail, **common):
-            _slot_freed(task, polled)
+            _replan(task)
     else:
         delay = _next_poll_delay(task, polled)
         fields = {**common, "progress": polled.progress, "next_poll_at": _later(delay)}
@@ -556,28 +557,36 @@ def _key_works(team: Team) -> None:
 # --- Planning -----------------------------------------------------------------------------
 
 
-def _recent_finished(team: Team):
+def _finished(team: Team):
+    """The team's tasks PicWish has finished processing (its completion stamp is set only then),
+    with the planner's estimates of their processing times."""
     return Task.objects.filter(
         team=team,
         engine=Engine.PICWISH,
-        upstream_processed_at__isnull=False,
         upstream_completed_at__isnull=False,
-    ).order_by("-upstream_completed_at")
+        processing_started_at__isnull=False,
+        processing_ends_at__isnull=False,
+    )
 
 
 def _durations(task: Task) -> poll_planner.Durations:
     recent = (
-        _recent_finished(task.team)
+        _finished(task.team)
         .filter(operation=task.operation)
-        .values_list("upstream_processed_at", "upstream_completed_at")[:40]
+        .order_by("-processing_ends_at")
+        .values_list("processing_started_at", "processing_ends_at")[:40]
     )
     samples = tuple((done - start).total_seconds() for start, done in recent if done > start)
     return poll_planner.Durations(samples, spec_for(task.operation).typical_seconds)
 
 
 def _concurrency(team: Team) -> int:
-    recent = _recent_finished(team).values_list("upstream_processed_at", "upstream_completed_at")
-    intervals = [(s.timestamp(), e.timestamp()) for s, e in recent[:40]]
+    recent = (
+        _finished(team)
+        .order_by("-processing_ends_at")
+        .values_list("processing_started_at", "processing_ends_at")[:40]
+    )
+    intervals = [(s.timestamp(), e.timestamp()) for s, e in recent]
     return poll_planner.concurrency(intervals, default=settings.PICWISH_ASSUMED_CONCURRENCY)
 
 
@@ -595,28 +604,33 @@ def _fixed_interval() -> float | None:
 
 
 def _queue(team: Team) -> list[tuple[int, poll_planner.Ahead]]:
-    """The team's tasks PicWish holds, in the order they were sent, as the planner sees them."""
-    rows = (
+    """The team's tasks PicWish holds, in the order they were sent, as the planner sees them;
+    with the finished ones whose slot a task still held may have taken (those that finished
+    after the oldest of them was sent)."""
+    fields = ("pk", "submitted_at", "processing_started_at", "processing_ends_at")
+    held = list(
         _in_flight(team)
         .filter(submitted_at__isnull=False)
         .order_by("submitted_at", "pk")
-        .values_list("pk", "submitted_at", "upstream_processed_at", "progress", "updated_at")
+        .values_list(*fields)[:QUEUE_REPLAY_LIMIT]
     )
+    if not held:
+        return []
+    finished = _finished(team).filter(submitted_at__isnull=False, processing_ends_at__gt=held[0][1])
+    rows = [(row, False) for row in held]
+    rows += [(row, True) for row in finished.values_list(*fields)[:QUEUE_REPLAY_LIMIT]]
+    rows.sort(key=lambda pair: (pair[0][1], pair[0][0]))
     return [
         (
             pk,
             poll_planner.Ahead(
                 submitted=submitted.timestamp(),
-                started=(
-                    poll_planner.likely_start(started.timestamp(), submitted.timestamp())
-                    if started
-                    else None
-                ),
-                progress=progress,
-                observed=observed.timestamp(),
+                started=started.timestamp() if started else None,
+                ends=ends.timestamp() if ends else None,
+                finished=done,
             ),
         )
-        for pk, submitted, started, progress, observed in rows[:QUEUE_REPLAY_LIMIT]
+        for (pk, submitted, started, ends), done in rows
     ]
 
 
@@ -646,34 +660,55 @@ def _replan_queued(team: Team, durations: poll_planner.Durations) -> None:
         [ahead for _, ahead in queue], now=now, slots=_concurrency(team), durations=durations
     )
     for (pk, ahead), start in zip(queue, starts, strict=True):
-        if ahead.started is None:
-            delay = poll_planner.first_poll(start, now=now, durations=durations)
+        if ahead.started is None and not ahead.finished:
             Task.objects.filter(
                 pk=pk,
                 lease_expires_at__isnull=True,
                 upstream_processed_at__isnull=True,
                 state__in=poll_planner.QUEUED_STATES,
                 poll_count=0,
-            ).update(next_poll_at=_later(delay))
+            ).update(next_poll_at=_at(poll_planner.first_poll_at(start, durations)))
 
 
-def _first_poll_delay(task: Task) -> float:
+def _first_poll_at(task: Task) -> datetime:
     if _fixed_interval():
-        return _fixed_interval()
-    return poll_planner.first_poll(
-        _expected_start(task), now=time.time(), durations=_durations(task)
-    )
+        return _later(_fixed_interval())
+    return _at(poll_planner.first_poll_at(_expected_start(task), _durations(task)))
+
+
+def _processing_times(task: Task, polled: picwish.Polled) -> dict:
+    """The planner's estimates of when PicWish started and finishes (or finished) processing
+    `task`, from its whole-second stamps, the progress and when the poll was answered; set on
+    `task` too, and returned as fields to save."""
+    if polled.processed_at is None:
+        return {}
+    now = time.time()
+    submitted = (task.submitted_at or polled.processed_at).timestamp()
+    started = poll_planner.likely_start(polled.processed_at.timestamp(), submitted)
+    if polled.state == State.COMPLETED or polled.state < 0:
+        expected = task.processing_ends_at.timestamp() if task.processing_ends_at else None
+        completed = (polled.completed_at or timezone.now()).timestamp()
+        ends = max(started, poll_planner.likely_end(completed, now, expected))
+    else:
+        ends = poll_planner.expected_end(started, now, polled.progress)
+    task.processing_started_at = _at(started)
+    task.processing_ends_at = _at(ends) if ends is not None else None
+    return {
+        "processing_started_at": task.processing_started_at,
+        "processing_ends_at": task.processing_ends_at,
+    }
+
+
+def _at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
 def _next_poll_delay(task: Task, polled: picwish.Polled) -> float:
     if _fixed_interval():
         return _fixed_interval()
     elapsed, queued_until = None, 0.0
-    if polled.processed_at is not None:
-        start = poll_planner.likely_start(
-            polled.processed_at.timestamp(), (task.submitted_at or polled.processed_at).timestamp()
-        )
-        elapsed = max(0.0, time.time() - start)
+    if task.processing_started_at is not None:
+        elapsed = max(0.0, time.time() - task.processing_started_at.timestamp())
     elif polled.state in poll_planner.QUEUED_STATES:
         queued_until = max(0.0, _expected_start(task) - time.time())
     return poll_planner.next_poll(
@@ -685,7 +720,8 @@ def _next_poll_delay(task: Task, polled: picwish.Polled) -> float:
     )
 
 
-def _slot_freed(task: Task, polled: picwish.Polled) -> None:
-    """A finished task frees a slot at PicWish: re-plan the team's queued tasks."""
+def _replan(task: Task) -> None:
+    """`task` finished and freed a slot at PicWish: re-plan the first polls of the team's queued
+    tasks."""
     if not _fixed_interval():
         _replan_queued(task.team, _durations(task))

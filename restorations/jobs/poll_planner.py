@@ -24,7 +24,7 @@ MIN_DELAY = 0.3
 MAX_DELAY = 60.0
 # How late after the shortest likely duration the first poll comes. Larger means fewer second
 # polls but later notice of quick tasks. Tuned with `make bench-poller` (docs/benchmarks.md).
-LAG_BUDGET = 2.8
+LAG_BUDGET = 2.5
 # Aim this long after a finishing time estimated from progress.
 AFTER_ETA = 0.35
 # Finished tasks needed before the measured concurrency replaces the assumed one.
@@ -73,52 +73,64 @@ def first_check(durations: Durations) -> float:
     return durations.shortest + LAG_BUDGET
 
 
+def likely_end(completed_second: float, seen: float, expected: float | None) -> float:
+    """When PicWish finished a task it reports finished in the whole second `completed_second`,
+    first seen finished at `seen`: the finishing time progress predicted (`expected`) if that
+    fits, else the middle of the part of that second before it was seen."""
+    low = completed_second
+    high = max(low, min(completed_second + 1, seen))
+    if expected is not None:
+        return min(max(expected, low), high)
+    return (low + high) / 2
+
+
+def expected_end(started: float, observed: float, progress: int) -> float | None:
+    """When a task PicWish started at `started` and saw at `progress` % at `observed` will
+    finish; None while progress is too low to tell."""
+    if progress < MIN_PROGRESS_FOR_ETA or observed <= started:
+        return None
+    return started + (observed - started) * 100.0 / progress
+
+
 @dataclass(frozen=True)
 class Ahead:
-    """A task PicWish holds ahead of the one being planned (Unix times)."""
+    """One of the account's tasks in the replay of its queue (Unix times)."""
 
     submitted: float
     started: float | None  # when PicWish started it, if a poll has said so
-    progress: int = 0
-    observed: float | None = None  # when that progress was seen
+    ends: float | None = None  # expected from progress, or, once finished, when it did
+    finished: bool = False
 
 
 def expected_starts(
     tasks: list[Ahead], *, now: float, slots: int, durations: Durations
 ) -> list[float]:
     """When PicWish starts each task (known, or expected), replaying the account's queue oldest
-    first; `tasks` must be in the order they were sent.
+    first; `tasks` must be in the order they were sent, finished ones included for as long as
+    they held a slot that a task still in the queue may take.
 
-    Each task holds one of `slots` slots from its start until its expected end: from its
-    progress when seen, else the usual duration. A task not seen finished is assumed to end no
-    earlier than now.
+    Each task holds one of `slots` slots from its start until its end: when it finished, else
+    when its progress says it will, else after the usual duration. A task not seen finished is
+    assumed to end no earlier than now.
     """
     ends: list[float] = []
     starts = []
     for task in tasks:
-        start = (
-            task.started if task.started is not None else _free_slot(ends, slots, task.submitted)
-        )
-        heapq.heappush(ends, max(now, start + _total(task, durations)))
+        free = heapq.heappop(ends) if len(ends) >= slots else task.submitted
+        start = task.started if task.started is not None else max(task.submitted, free)
+        if task.finished:
+            end = task.ends if task.ends is not None else start
+        else:
+            end = max(now, task.ends if task.ends is not None else start + durations.usual)
+        heapq.heappush(ends, end)
         starts.append(start)
     return starts
 
 
-def _free_slot(ends: list[float], slots: int, submitted: float) -> float:
-    if len(ends) < slots:
-        return submitted
-    return max(submitted, heapq.heappop(ends))
-
-
-def _total(task: Ahead, durations: Durations) -> float:
-    if task.started is not None and task.observed and task.progress >= MIN_PROGRESS_FOR_ETA:
-        return (task.observed - task.started) * 100.0 / task.progress
-    return durations.usual
-
-
-def first_poll(start: float, *, now: float, durations: Durations) -> float:
-    """Seconds from now to the first poll of a task expected to start at `start`."""
-    return _clamp(start + first_check(durations) - now)
+def first_poll_at(start: float, durations: Durations) -> float:
+    """When to poll first a task expected to start at `start` (Unix time). Kept as it is when
+    it has passed: an overdue poll keeps its place in the key's order (earliest first)."""
+    return start + first_check(durations)
 
 
 def next_poll(

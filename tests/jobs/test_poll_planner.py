@@ -3,8 +3,10 @@ from restorations.jobs.poll_planner import (
     Ahead,
     Durations,
     concurrency,
+    expected_end,
     expected_starts,
-    first_poll,
+    first_poll_at,
+    likely_end,
     likely_start,
     next_poll,
 )
@@ -21,9 +23,7 @@ def test_before_any_measurement_the_operations_typical_time_is_used():
 
 def test_first_poll_comes_the_lag_budget_after_the_shortest_likely_duration():
     assert MEASURED.shortest == 2.2
-    assert first_poll(100.0, now=100.0, durations=MEASURED) == 2.2 + poll_planner.LAG_BUDGET
-    # A task expected to start in 4 s is first polled 4 s later.
-    assert first_poll(104.0, now=100.0, durations=MEASURED) == 4 + 2.2 + poll_planner.LAG_BUDGET
+    assert first_poll_at(104.0, MEASURED) == 104.0 + 2.2 + poll_planner.LAG_BUDGET
 
 
 def test_tasks_start_at_once_while_slots_are_free():
@@ -34,12 +34,33 @@ def test_tasks_start_at_once_while_slots_are_free():
 def test_a_queued_task_starts_when_the_earliest_task_ahead_ends():
     queue = [
         Ahead(submitted=100.0, started=100.0),  # no progress seen: ends after the usual 5 s
-        Ahead(submitted=100.0, started=101.0, progress=50, observed=103.0),  # ends at 105
+        Ahead(submitted=100.0, started=101.0, ends=expected_end(101.0, 103.0, 50)),  # at 105
         Ahead(submitted=101.0, started=None),
         Ahead(submitted=102.0, started=None),
     ]
     starts = expected_starts(queue, now=102.0, slots=2, durations=MEASURED)
     assert starts[2:] == [105.0, 105.0]  # both slots free up at 105
+
+
+def test_a_finished_task_frees_its_slot_when_it_finished_not_when_that_was_seen():
+    queue = [
+        Ahead(submitted=100.0, started=100.0, ends=103.2, finished=True),
+        Ahead(submitted=100.5, started=100.5),
+        Ahead(submitted=101.0, started=None),
+    ]
+    starts = expected_starts(queue, now=106.0, slots=2, durations=MEASURED)
+    assert starts[2] == 103.2
+
+
+def test_a_task_seen_started_takes_the_slot_that_freed_first():
+    queue = [
+        Ahead(submitted=100.0, started=100.0, ends=102.0, finished=True),
+        Ahead(submitted=100.0, started=100.0, ends=104.0, finished=True),
+        Ahead(submitted=101.0, started=102.0),  # took the slot freed at 102
+        Ahead(submitted=101.0, started=None),  # so this one waits for 104
+    ]
+    starts = expected_starts(queue, now=103.0, slots=2, durations=MEASURED)
+    assert starts[3] == 104.0
 
 
 def test_a_task_not_seen_finished_is_assumed_to_end_no_earlier_than_now():
@@ -112,3 +133,17 @@ def test_a_start_reported_in_whole_seconds_is_placed_in_the_middle_of_what_remai
     assert likely_start(100.0, submitted=90.0) == 100.5  # sent long before: the whole second
     assert likely_start(100.0, submitted=100.6) == 100.8  # not before the task was sent
     assert likely_start(100.0, submitted=101.2) == 101.2  # clocks apart: never before sending
+
+
+def test_progress_predicts_the_end_once_it_says_enough():
+    assert expected_end(100.0, observed=104.0, progress=50) == 108.0
+    assert (
+        expected_end(100.0, observed=100.1, progress=poll_planner.MIN_PROGRESS_FOR_ETA - 1) is None
+    )
+
+
+def test_a_finish_reported_in_whole_seconds_is_placed_by_progress_or_in_the_middle():
+    assert likely_end(110.0, seen=115.0, expected=110.3) == 110.3  # progress foretold it
+    assert likely_end(110.0, seen=115.0, expected=108.0) == 110.0  # never before the stamp
+    assert likely_end(110.0, seen=115.0, expected=None) == 110.5
+    assert likely_end(110.0, seen=110.4, expected=None) == 110.2  # not after it was seen

@@ -1,0 +1,59 @@
+"""Re-planning the first poll of a team's queued PicWish tasks when one of its tasks finishes."""
+
+import secrets
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from restorations.jobs import picwish_flow, poll_planner
+from restorations.jobs.models import Task
+from restorations.jobs.states import State
+from tests.conftest import scale_tasks
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def picwish_key(settings):
+    settings.PICWISH_API_KEY = secrets.token_hex()
+    settings.PICWISH_POLL_INTERVAL = None
+    settings.PICWISH_ASSUMED_CONCURRENCY = 4
+
+
+def ago(seconds: float):
+    return timezone.now() - timedelta(seconds=seconds)
+
+
+def test_a_queued_task_starts_in_the_slot_a_finished_task_freed_and_keeps_an_overdue_poll(
+    studio, alice
+):
+    *running, finished, queued = scale_tasks(studio, alice, 5)
+    for task in running:  # three of the four slots: still processing, progress not yet seen
+        Task.objects.filter(pk=task.pk).update(
+            state=State.PROCESSING, submitted_at=ago(20), processing_started_at=ago(20)
+        )
+    # The fourth slot: a task that finished 10 s ago (3 s of processing), the queued one's slot.
+    Task.objects.filter(pk=finished.pk).update(
+        state=State.COMPLETED,
+        submitted_at=ago(15),
+        upstream_processed_at=ago(13),
+        upstream_completed_at=ago(10),
+        processing_started_at=ago(13),
+        processing_ends_at=ago(10),
+    )
+    Task.objects.filter(pk=queued.pk).update(
+        state=State.QUEUED, submitted_at=ago(12), next_poll_at=ago(-60)
+    )
+    queued.refresh_from_db()
+    durations = picwish_flow._durations(queued)
+    assert durations.samples == pytest.approx((3.0,), abs=0.01)
+
+    picwish_flow._replan_queued(studio, durations)
+
+    queued.refresh_from_db()
+    # Started when the finished task freed its slot, 10 s ago (not when it was sent, 12 s ago);
+    # the first check after that has passed, and the poll stays due then (it is not put off).
+    expected = ago(10).timestamp() + poll_planner.first_check(durations)
+    assert queued.next_poll_at.timestamp() == pytest.approx(expected, abs=0.1)
+    assert queued.next_poll_at < timezone.now()

@@ -160,6 +160,8 @@ class Run:
             # The clock starts when the first photo is uploaded, not when Python starts.
             report["started"] = report["first_upload"]
             report["counters"] = get_json(f"{self.emulator_url}/_emulator/counters")
+            if a.save:
+                Path(f"{a.save}.{self.label}.json").write_text(json.dumps(report, indent=1))
             return summarise(report, a)
         finally:
             self.stop()
@@ -298,6 +300,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="print every task's figures")
+    parser.add_argument(
+        "--save", metavar="PREFIX", help="write each run's raw report to PREFIX.<run>.json"
+    )
     args = parser.parse_args()
 
     print(

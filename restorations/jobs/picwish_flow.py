@@ -569,25 +569,27 @@ def _finished(team: Team):
     )
 
 
-def _durations(task: Task) -> poll_planner.Durations:
+def _recent_processing(team: Team, **filters) -> list[tuple[float, float]]:
+    """(start, end) of the team's 40 most recently finished tasks, as Unix times."""
     recent = (
-        _finished(task.team)
-        .filter(operation=task.operation)
+        _finished(team)
+        .filter(**filters)
         .order_by("-processing_ends_at")
         .values_list("processing_started_at", "processing_ends_at")[:40]
     )
-    samples = tuple((done - start).total_seconds() for start, done in recent if done > start)
+    return [(start.timestamp(), end.timestamp()) for start, end in recent]
+
+
+def _durations(task: Task) -> poll_planner.Durations:
+    recent = _recent_processing(task.team, operation=task.operation)
+    samples = tuple(end - start for start, end in recent if end > start)
     return poll_planner.Durations(samples, spec_for(task.operation).typical_seconds)
 
 
 def _concurrency(team: Team) -> int:
-    recent = (
-        _finished(team)
-        .order_by("-processing_ends_at")
-        .values_list("processing_started_at", "processing_ends_at")[:40]
+    return poll_planner.concurrency(
+        _recent_processing(team), default=settings.PICWISH_ASSUMED_CONCURRENCY
     )
-    intervals = [(s.timestamp(), e.timestamp()) for s, e in recent]
-    return poll_planner.concurrency(intervals, default=settings.PICWISH_ASSUMED_CONCURRENCY)
 
 
 def _in_flight(team: Team):

@@ -153,8 +153,8 @@ def next_poll(
             recheck = durations.usual * QUEUED_RECHECK_SHARE
             return _clamp(max(queued_until, recheck) + first_check(durations))
         return _clamp(first_check(durations) / 2)
-    if progress >= MIN_PROGRESS_FOR_ETA and elapsed_processing > 0:
-        total = elapsed_processing * 100.0 / progress
+    total = expected_end(0.0, elapsed_processing, progress)
+    if total is not None:
         return _clamp(total - elapsed_processing + AFTER_ETA)
     return _clamp(max(first_check(durations) - elapsed_processing, durations.usual / 4))
 

@@ -685,8 +685,10 @@ def _processing_times(task: Task, polled: picwish.Polled) -> dict:
     if polled.processed_at is None:
         return {}
     now = time.time()
-    submitted = (task.submitted_at or polled.processed_at).timestamp()
-    started = poll_planner.likely_start(polled.processed_at.timestamp(), submitted)
+    if task.processing_started_at and task.upstream_processed_at == polled.processed_at:
+        started = task.processing_started_at.timestamp()  # estimated at the first sight of it
+    else:
+        started = _likely_start(task, polled)
     if polled.state == State.COMPLETED or polled.state < 0:
         expected = task.processing_ends_at.timestamp() if task.processing_ends_at else None
         completed = (polled.completed_at or timezone.now()).timestamp()
@@ -699,6 +701,17 @@ def _processing_times(task: Task, polled: picwish.Polled) -> dict:
         "processing_started_at": task.processing_started_at,
         "processing_ends_at": task.processing_ends_at,
     }
+
+
+def _likely_start(task: Task, polled: picwish.Polled) -> float:
+    """When PicWish started `task`, first seen started: on arrival if it reports the start in
+    the second it reports the task created, else when the queue's replay says a slot freed."""
+    submitted = (task.submitted_at or polled.processed_at).timestamp()
+    on_arrival = polled.created_at and int(polled.created_at.timestamp()) == int(
+        polled.processed_at.timestamp()
+    )
+    expected = submitted if on_arrival else _expected_start(task)
+    return poll_planner.likely_start(polled.processed_at.timestamp(), submitted, expected)
 
 
 def _at(timestamp: float) -> datetime:

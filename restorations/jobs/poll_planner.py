@@ -31,6 +31,10 @@ AFTER_ETA = 0.35
 MIN_INTERVALS = 8
 # Progress this low says too little about the rate to trust an estimate made from it.
 MIN_PROGRESS_FOR_ETA = 3
+# Estimated starts and ends can each be off by up to half of PicWish's whole-second stamps, so
+# a task can seem to start a little before the one whose slot it took ended: the measured
+# concurrency ignores overlaps shorter than this.
+OVERLAP_TOLERANCE = 1.0
 # A task still queued when the replay says it should have started is polled again after at
 # least this share of the usual duration, unless a finishing task pulls the poll forward.
 QUEUED_RECHECK_SHARE = 1.5
@@ -60,11 +64,15 @@ def _clamp(delay: float) -> float:
     return max(MIN_DELAY, min(MAX_DELAY, delay))
 
 
-def likely_start(processed_second: float, submitted: float) -> float:
+def likely_start(processed_second: float, submitted: float, expected: float | None) -> float:
     """When PicWish started a task it reports started in the whole second `processed_second`:
-    the middle of that second's part after the task was sent (`submitted`)."""
+    at `expected` (when it was sent, or when the queue's replay says a slot freed for it) if
+    that falls in the part of that second after the task was sent (`submitted`), else in the
+    middle of that part."""
     low = max(processed_second, submitted)
     high = max(processed_second + 1, low)
+    if expected is not None and low <= expected <= high:
+        return expected
     return (low + high) / 2
 
 
@@ -160,11 +168,14 @@ def next_poll(
 
 
 def concurrency(intervals: list[tuple[float, float]], *, default: int) -> int:
-    """The most tasks seen processing at once, from (start, end) times; `default` until there
-    are enough of them to tell."""
+    """The most tasks seen processing at once, from (start, end) times, not counting overlaps
+    within OVERLAP_TOLERANCE; `default` until there are enough of them to tell."""
     if len(intervals) < MIN_INTERVALS:
         return default
-    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    edges = sorted(
+        [(start, 1) for start, _ in intervals]
+        + [(max(start, end - OVERLAP_TOLERANCE), -1) for start, end in intervals]
+    )
     running = most = 0
     for _, step in edges:  # at equal times, ends (-1) sort before starts: no false overlap
         running += step

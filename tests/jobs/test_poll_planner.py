@@ -121,7 +121,7 @@ def test_delays_are_bounded():
 
 
 def test_concurrency_is_the_most_tasks_seen_processing_at_once():
-    intervals = [(0, 5), (1, 4), (2, 6), (3, 7), (5, 9), (6, 8), (9, 12), (10, 13)]
+    intervals = [(0, 6), (1, 5), (2, 7), (3, 8), (6, 10), (7, 9), (10, 13), (11, 14)]
     assert concurrency(intervals, default=2) == 4
     # One ending exactly when another starts is not an overlap.
     chain = [(n, n + 1) for n in range(8)]
@@ -129,10 +129,27 @@ def test_concurrency_is_the_most_tasks_seen_processing_at_once():
     assert concurrency(intervals[:3], default=3) == 3  # too few to tell
 
 
+def test_concurrency_ignores_overlaps_as_small_as_the_whole_second_stamps_make():
+    # Each task seems to start up to a second before the one whose slot it took ended.
+    relay = [(n * 3.0, n * 3.0 + 3.9) for n in range(8)]
+    assert concurrency(relay, default=9) == 1
+    # An overlap longer than that is real.
+    pairs = [(n * 3.0, n * 3.0 + 4.5) for n in range(8)]
+    assert concurrency(pairs, default=9) == 2
+
+
 def test_a_start_reported_in_whole_seconds_is_placed_in_the_middle_of_what_remains():
-    assert likely_start(100.0, submitted=90.0) == 100.5  # sent long before: the whole second
-    assert likely_start(100.0, submitted=100.6) == 100.8  # not before the task was sent
-    assert likely_start(100.0, submitted=101.2) == 101.2  # clocks apart: never before sending
+    assert likely_start(100.0, submitted=90.0, expected=None) == 100.5  # the whole second
+    assert likely_start(100.0, submitted=100.6, expected=None) == 100.8  # not before sending
+    assert likely_start(100.0, submitted=101.2, expected=None) == 101.2  # clocks apart
+
+
+def test_a_start_is_where_it_was_expected_when_that_fits_the_reported_second():
+    assert likely_start(100.0, submitted=90.0, expected=100.2) == 100.2
+    assert likely_start(100.0, submitted=100.3, expected=100.3) == 100.3  # started on arrival
+    # An expectation outside the reported second says nothing: the middle of it.
+    assert likely_start(100.0, submitted=90.0, expected=101.7) == 100.5
+    assert likely_start(100.0, submitted=100.6, expected=100.1) == 100.8
 
 
 def test_progress_predicts_the_end_once_it_says_enough():

@@ -2,8 +2,9 @@
 
 Starts the PicWish emulator (QPS 2, 4 upstream slots, durations uniform 2-8 s, 20 % failures),
 then pushes 40 photos through the real pipeline (separate Celery beat and worker processes) and
-prints throughput, requests per task, 429s and completion-detection lag. Then runs the same
-workload with the fixed 1-second poller and prints the ratios.
+prints throughput, requests per task, 429s and completion-detection lag. It does so once per
+seed (each seed draws other durations and failures) and pools the runs, then runs the same
+workloads with the fixed 1-second poller and prints the ratios.
 
 Uses PostgreSQL and Redis when DATABASE_URL / CELERY_BROKER_URL are set, else SQLite and the
 file-system broker in a temporary folder. Figures go to docs/benchmarks.md by hand.
@@ -52,8 +53,9 @@ def get_json(url: str) -> dict:
 class Run:
     """One workload through the pipeline, in its own database, broker and folders."""
 
-    def __init__(self, args, label: str, poll_interval: float | None):
-        self.args, self.label, self.poll_interval = args, label, poll_interval
+    def __init__(self, args, label: str, poll_interval: float | None, seed: int):
+        self.args, self.poll_interval, self.seed = args, poll_interval, seed
+        self.label = f"{label}_{seed}"
         self.var = Path(tempfile.mkdtemp(prefix=f"desk-bench-{label}-"))
         self.processes: list[subprocess.Popen] = []
 
@@ -124,7 +126,7 @@ class Run:
             "--failure-rate",
             str(a.failure_rate),
             "--seed",
-            str(a.seed),
+            str(self.seed),
             log="emulator",
         )
         try:
@@ -155,14 +157,14 @@ class Run:
                 log="beat",
             )
             time.sleep(3)  # the worker connects and beat starts ticking
-            self.pipeline("push", "--photos", str(a.photos), "--seed", str(a.seed))
+            self.pipeline("push", "--photos", str(a.photos), "--seed", str(self.seed))
             report = json.loads(self.pipeline("collect", "--wait", str(a.timeout)))
             # The clock starts when the first photo is uploaded, not when Python starts.
             report["started"] = report["first_upload"]
             report["counters"] = get_json(f"{self.emulator_url}/_emulator/counters")
             if a.save:
                 Path(f"{a.save}.{self.label}.json").write_text(json.dumps(report, indent=1))
-            return summarise(report, a)
+            return measure(report, a)
         finally:
             self.stop()
 
@@ -194,6 +196,9 @@ class Run:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
+LAG_TARGET = 3.0  # seconds, for the lag p95
+
+
 def percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
@@ -201,17 +206,34 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def summarise(report: dict, args) -> dict:
+def even_timing(durations: list[float]) -> float:
+    """Requests per task with these processing times for a poller that polls every task first
+    at the same time after its start, the latest a detection lag p95 of LAG_TARGET allows
+    (when the shortest task the p95 does not leave out is seen LAG_TARGET late), and once more
+    each task still processing then, when its progress says it ends; plus one create per task.
+
+    A poller cannot know a duration before the task ends, so this is what it can hope for;
+    first polls timed unevenly may do a little better or (more likely) worse.
+    """
+    if not durations:
+        return float("nan")
+    n, ordered = len(durations), sorted(durations)
+    first_poll = ordered[n - 1 - round(0.95 * (n - 1))] + LAG_TARGET
+    return (2 * n + sum(d > first_poll for d in durations)) / n
+
+
+def measure(report: dict, args) -> dict:
+    """One run's raw figures, from the pipeline's report and the emulator's counters."""
     counters = report["counters"]
     upstream = counters["tasks"]
-    requests = sum(n for kind in ("create", "poll") for n in counters.get(kind, {}).values())
-    lags = []
+    lags, durations = [], []
     for task in report["tasks"]:
-        done = upstream.get(task["remote_task_id"] or "", {}).get("completed_at")
+        record = upstream.get(task["remote_task_id"] or "", {})
+        done = record.get("completed_at")
         if done and task["detected_at"]:
             lags.append(task["detected_at"] - done)
+            durations.append(done - record["started_at"])
             if args.verbose:
-                record = upstream[task["remote_task_id"]]
                 polls = " ".join(f"{t - record['started_at']:+.1f}" for t in record["polled_at"])
                 print(
                     f"    lag {task['detected_at'] - done:5.2f} s  polls {task['polls']}  "
@@ -219,7 +241,6 @@ def summarise(report: dict, args) -> dict:
                     f"duration {done - record['started_at']:4.1f} s  state {task['state']:3}  "
                     f"polled at {polls} s from the start"
                 )
-    finished = len(report["tasks"])
     spans = [
         (t["started_at"], t["completed_at"])
         for t in upstream.values()
@@ -242,49 +263,77 @@ def summarise(report: dict, args) -> dict:
             f"({last - first:.1f} s); first start {first - report['started']:.1f} s, "
             f"last detection {report['finished'] - last:.1f} s after the last end"
         )
-    elapsed = report["finished"] - report["started"]
-    mean_duration = (args.duration_min + args.duration_max) / 2
-    capacity = min(args.slots / mean_duration, args.qps / 2)
     return {
-        "tasks": finished,
-        "photos": args.photos,
+        "tasks": len(report["tasks"]),
         "completed": sum(1 for t in report["tasks"] if t["state"] == 1),
-        "elapsed_s": elapsed,
-        "tasks_per_s": finished / elapsed,
-        "capacity_per_s": capacity,
-        "share_of_capacity": finished / elapsed / capacity,
-        "requests_per_task": requests / finished,
+        "unfinished": report["unfinished"],
+        "elapsed_s": report["finished"] - report["started"],
+        "requests": sum(n for kind in ("create", "poll") for n in counters.get(kind, {}).values()),
         "http_429": counters.get("rate_limited", 0),
         "tightest_window_s": counters.get("tightest_window_s") or float("nan"),
-        "window_requests": max(1, int(args.qps)) + 1,
-        "lag_p50_s": percentile(lags, 0.5),
-        "lag_p95_s": percentile(lags, 0.95),
-        "lag_max_s": max(lags) if lags else float("nan"),
-        "unfinished": report["unfinished"],
+        "lags": lags,
+        "durations": durations,
     }
 
 
-def show(label: str, result: dict) -> None:
+def pool(runs: list[dict], args) -> dict:
+    """The figures of one or more runs taken together, as one longer run."""
+    tasks = sum(r["tasks"] for r in runs)
+    elapsed = sum(r["elapsed_s"] for r in runs)
+    lags = [lag for r in runs for lag in r["lags"]]
+    capacity = min(args.slots / ((args.duration_min + args.duration_max) / 2), args.qps / 2)
+    return {
+        "tasks": tasks,
+        "completed": sum(r["completed"] for r in runs),
+        "unfinished": sum(r["unfinished"] for r in runs),
+        "elapsed_s": elapsed,
+        "tasks_per_s": tasks / elapsed,
+        "capacity_per_s": capacity,
+        "share_of_capacity": tasks / elapsed / capacity,
+        "requests_per_task": sum(r["requests"] for r in runs) / tasks,
+        "even_timing": even_timing([d for r in runs for d in r["durations"]]),
+        "http_429": sum(r["http_429"] for r in runs),
+        "tightest_window_s": min(r["tightest_window_s"] for r in runs),
+        "lag_p50_s": percentile(lags, 0.5),
+        "lag_p95_s": percentile(lags, 0.95),
+        "lag_max_s": max(lags) if lags else float("nan"),
+    }
+
+
+def show(label: str, runs: dict[int, dict], args) -> dict:
+    """Print one row per seed and, for several seeds, one for all of them; returns the pool."""
     print(f"\n{label}")
     print(
-        f"  tasks finished          {result['tasks']} ({result['completed']} completed) "
-        f"from {result['photos']} photos, {result['unfinished']} unfinished"
+        "  seed  tasks (completed)  elapsed  tasks/s (of capacity)  requests/task (even timing)  "
+        "429s  lag p50 / p95 / max"
     )
-    print(f"  elapsed                 {result['elapsed_s']:.1f} s")
+    rows = [(str(seed), pool([run], args)) for seed, run in runs.items()]
+    total = pool(list(runs.values()), args)
+    if len(runs) > 1:
+        rows.append(("all", total))
+    for name, f in rows:
+        print(
+            f"  {name:>4}  {f['tasks']:5} ({f['completed']:3})        {f['elapsed_s']:6.1f} s  "
+            f"{f['tasks_per_s']:.3f} ({f['share_of_capacity']:6.1%})        "
+            f"{f['requests_per_task']:.2f} ({f['even_timing']:.2f})                  "
+            f"{f['http_429']:4}  {f['lag_p50_s']:.2f} / {f['lag_p95_s']:.2f} / "
+            f"{f['lag_max_s']:.2f} s"
+        )
     print(
-        f"  tasks per second        {result['tasks_per_s']:.3f} "
-        f"(capacity limit {result['capacity_per_s']:.3f}: "
-        f"{result['share_of_capacity']:.1%})"
+        f"  capacity limit {total['capacity_per_s']:.3f} tasks/s; {total['unfinished']} tasks "
+        f"unfinished; {max(1, int(args.qps)) + 1} requests in a row took at least "
+        f"{total['tightest_window_s']:.3f} s (the window is 1 s)"
     )
-    print(f"  upstream requests/task  {result['requests_per_task']:.2f}")
-    print(
-        f"  429 answers             {result['http_429']} ({result['window_requests']} requests "
-        f"in a row took at least {result['tightest_window_s']:.3f} s; the window is 1 s)"
-    )
-    print(
-        f"  detection lag p50 / p95 {result['lag_p50_s']:.2f} s / {result['lag_p95_s']:.2f} s "
-        f"(max {result['lag_max_s']:.2f} s)"
-    )
+    return total
+
+
+def seed_list(text: str) -> list[int]:
+    """ "1-5" or "1,3,7" (or both: "1-3,7")."""
+    seeds = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        seeds += range(int(low), int(high or low) + 1)
+    return seeds
 
 
 def main() -> None:
@@ -296,7 +345,9 @@ def main() -> None:
     parser.add_argument("--duration-max", type=float, default=8.0)
     parser.add_argument("--failure-rate", type=float, default=0.2)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--seeds", type=seed_list, default="1-5", help='one run per seed: "1-5", "1,3,7"'
+    )
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="print every task's figures")
@@ -308,21 +359,27 @@ def main() -> None:
     print(
         f"Workload: {args.photos} photos, emulator QPS {args.qps}, {args.slots} slots, "
         f"durations {args.duration_min}-{args.duration_max} s, "
-        f"{args.failure_rate:.0%} failures, {args.workers} worker processes"
+        f"{args.failure_rate:.0%} failures, {args.workers} worker processes, "
+        f"seeds {', '.join(map(str, args.seeds))}"
     )
-    planned = Run(args, "planned", None).run()
-    show("Planned polling (the product)", planned)
+    print(
+        "Even timing: the requests per task if every first poll came at the same time after "
+        f"its task's start, the latest a lag p95 of {LAG_TARGET:g} s allows with the durations "
+        "drawn."
+    )
+    planned = {seed: Run(args, "planned", None, seed).run() for seed in args.seeds}
+    planned_total = show("Planned polling (the product)", planned, args)
     if args.skip_naive:
         return
-    naive = Run(args, "naive", 1.0).run()
-    show("Fixed 1-second polling through the same limiter", naive)
-    print("\nRatios (planned / fixed 1 s)")
+    naive = {seed: Run(args, "naive", 1.0, seed).run() for seed in args.seeds}
+    naive_total = show("Fixed 1-second polling through the same limiter", naive, args)
+    print("\nRatios (planned / fixed 1 s, all seeds)")
     for key, label in [
         ("tasks_per_s", "tasks per second"),
         ("requests_per_task", "requests per task"),
         ("lag_p95_s", "detection lag p95"),
     ]:
-        print(f"  {label:<24}{planned[key] / naive[key]:.2f}")
+        print(f"  {label:<24}{planned_total[key] / naive_total[key]:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+import pytest
+
 from restorations.jobs import poll_planner
 from restorations.jobs.poll_planner import (
     Ahead,
@@ -22,8 +24,15 @@ def test_before_any_measurement_the_operations_typical_time_is_used():
 
 
 def test_first_poll_comes_the_lag_budget_after_the_shortest_likely_duration():
-    assert MEASURED.shortest == 2.2
-    assert first_poll_at(104.0, MEASURED) == 104.0 + 2.2 + poll_planner.LAG_BUDGET
+    assert MEASURED.shortest == pytest.approx(2.12)
+    assert first_poll_at(104.0, MEASURED) == pytest.approx(104.0 + 2.12 + poll_planner.LAG_BUDGET)
+
+
+def test_the_shortest_likely_duration_of_a_few_samples_lies_below_the_smallest():
+    # Five durations as evenly spread as five draws from 2-8 s are on average: the 5th
+    # percentile of 2-8 s is 2.3 s, below the smallest of them.
+    assert Durations((7.0, 3.0, 5.0, 4.0, 6.0), typical=10.0).shortest == pytest.approx(2.3)
+    assert Durations((0.2, 3.0, 3.1, 3.2, 3.3), typical=10.0).shortest == 0.0  # never below 0
 
 
 def test_tasks_start_at_once_while_slots_are_free():

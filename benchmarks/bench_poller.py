@@ -56,7 +56,7 @@ class Run:
     def __init__(self, args, label: str, poll_interval: float | None, seed: int):
         self.args, self.poll_interval, self.seed = args, poll_interval, seed
         self.label = f"{label}_{seed}"
-        self.var = Path(tempfile.mkdtemp(prefix=f"desk-bench-{label}-"))
+        self.var = Path(tempfile.mkdtemp(prefix=f"desk-bench-{self.label}-"))
         self.processes: list[subprocess.Popen] = []
 
     def env(self) -> dict:

@@ -8,7 +8,7 @@ from PIL import Image
 
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
-from tests.conftest import photo_bytes
+from tests.factories import photo_bytes
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
 pytestmark = [

@@ -11,7 +11,7 @@ from PIL import Image
 
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
-from tests.conftest import login_in_team, photo_upload, wait_until_final
+from tests.factories import login_in_team, photo_upload, wait_until_final
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

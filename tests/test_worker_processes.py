@@ -20,7 +20,7 @@ from django.db import connection
 from restorations.engines.emulator import EmulatorConfig, PicWishEmulator
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
-from tests.conftest import scale_tasks
+from tests.factories import scale_tasks
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

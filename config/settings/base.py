@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "restorations.accounts",
     "restorations.jobs",
     "restorations.engines",
+    "restorations.picwish",
 ]
 
 MIDDLEWARE = [
@@ -181,10 +182,10 @@ CELERY_TASK_QUEUES = [
     Queue("desk", Exchange("desk"), routing_key="desk"),
     Queue("local_engine", Exchange("local_engine"), routing_key="local_engine"),
 ]
-CELERY_TASK_ROUTES = {"restorations.engines.tasks.*": {"queue": "local_engine"}}
+CELERY_TASK_ROUTES = {"engines.*": {"queue": "local_engine"}}  # names: restorations.jobs.queue
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-tasks": {
-        "task": "restorations.jobs.tasks.dispatch_due",
+        "task": "jobs.dispatch_due",
         "schedule": env.float("DESK_DISPATCH_INTERVAL", default=0.25),
         "options": {"expires": 5},
     },

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from restorations.jobs import states
+from restorations.jobs import queue, states
 from restorations.jobs.models import Engine, EventKind, Task, TaskEvent, Upload
 from restorations.jobs.operations import clean_options, spec_for
 from restorations.jobs.states import State
@@ -20,8 +20,8 @@ from restorations.jobs.validation import CheckedImage, check_image, clean_file_n
 
 log = logging.getLogger(__name__)
 
-# If the message that sends a new local-engine task is lost, the dispatcher sends it after this.
-SEND_WATCHDOG = timedelta(seconds=30)
+# A local task waits in its queue; if nothing has started it by then, it is queued again.
+QUEUE_WATCHDOG = timedelta(minutes=15)
 # Transient failures are retried automatically at most this many times per original task.
 MAX_AUTOMATIC_RETRIES = 2
 
@@ -73,12 +73,12 @@ def create_task(
                 operation=operation,
                 options=cleaned_options,
                 engine=engine,
-                next_poll_at=_send_due(engine),
+                **_first_fields(engine),
             )
             TaskEvent.objects.create(
                 task=task, kind=EventKind.CREATED, to_state=task.state, actor=user
             )
-            enqueue_send(task)
+            enqueue(task)
     except BaseException:
         upload.file.delete(save=False)
         raise
@@ -117,18 +117,20 @@ def resume_waiting_tasks(team) -> int:
     ).update(next_poll_at=timezone.now())
 
 
-def _send_due(engine: str):
-    """PicWish tasks are due for the dispatcher at once: it books each create a slot with the
-    key's limiter, in the key's order of need. A local-engine task is sent by a message at once
-    (`enqueue_send`), and by the dispatcher only if that message is lost."""
-    return timezone.now() + (SEND_WATCHDOG if engine == Engine.LOCAL else timedelta(0))
+def _first_fields(engine: str) -> dict:
+    """A PicWish task waits for the dispatcher, which books its create a slot with the key's
+    limiter in the key's order of need, and is due at once. A local task is queued on the
+    built-in engine at once (its message leaves on commit) and is due for the dispatcher only
+    if that message is lost."""
+    now = timezone.now()
+    if engine == Engine.LOCAL:
+        return {"state": State.QUEUED, "submitted_at": now, "next_poll_at": now + QUEUE_WATCHDOG}
+    return {"state": State.WAITING_TO_SEND, "next_poll_at": now}
 
 
-def enqueue_send(task: Task) -> None:
-    from restorations.jobs.tasks import send_task
-
+def enqueue(task: Task) -> None:
     if task.engine == Engine.LOCAL:
-        transaction.on_commit(lambda: send_task.delay(task.pk))
+        queue.send_on_commit(queue.RUN_LOCAL, task.pk)
 
 
 def move(
@@ -205,7 +207,7 @@ def retry(task: Task, user, *, automatic: bool = False) -> Task:
         options=task.options,
         engine=engine,
         retry_of=task,
-        next_poll_at=_send_due(engine),
+        **_first_fields(engine),
     )
     how = "automatically" if automatic else f"by {user}"
     TaskEvent.objects.create(
@@ -218,7 +220,7 @@ def retry(task: Task, user, *, automatic: bool = False) -> Task:
         actor=user,
         message=f"Retry of {task.public_id}",
     )
-    enqueue_send(new)
+    enqueue(new)
     return new
 
 
@@ -289,3 +291,19 @@ def claim_for_sending(task_pk: int, lease: timedelta) -> Task | None:
     if not claimed:
         return None
     return Task.objects.select_related("team", "upload").get(pk=task_pk)
+
+
+def take_back(task: Task, to_state: int, now, message: str, **fields) -> bool:
+    """Return a task whose lease ran out (its worker died) to an earlier state."""
+    if task.lease_expires_at is not None and task.lease_expires_at > now:
+        return False
+    fields.setdefault("next_poll_at", now)
+    return move(
+        task,
+        to_state,
+        expect=task.state,
+        kind=EventKind.ERROR,
+        message=message,
+        lease_expires_at=None,
+        **fields,
+    )

@@ -4,7 +4,7 @@ from django.db import IntegrityError
 from django.urls import reverse
 
 from restorations.accounts.models import Membership, Role, Team, User
-from tests.conftest import UserFactory
+from tests.factories import UserFactory
 
 
 def _personal_teams(user):

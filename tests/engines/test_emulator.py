@@ -33,7 +33,7 @@ from restorations.engines.emulator import (
     parse_multipart,
     snapshot,
 )
-from tests.conftest import photo_bytes
+from tests.factories import photo_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "emulator-key"

@@ -7,7 +7,7 @@ from django.urls import reverse
 from restorations.jobs import services
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
-from tests.conftest import login_in_team, photo_bytes, photo_upload
+from tests.factories import login_in_team, photo_bytes, photo_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ def test_viewers_cannot_change_tasks(client, victor, task, name):
     client.force_login(victor)
     assert client.post(reverse(name, args=[task.public_id])).status_code == 403
     task.refresh_from_db()
-    assert task.state == State.WAITING_TO_SEND and not task.retries.exists()
+    assert task.state == State.QUEUED and not task.retries.exists()
 
 
 @pytest.mark.parametrize("name", WRITE_URLS)
@@ -87,7 +87,7 @@ def test_member_cancels_and_the_timeline_says_who(client, bob, task):
     event = task.events.get(kind="canceled")
     assert (event.actor, event.from_state, event.to_state) == (
         bob,
-        State.WAITING_TO_SEND,
+        State.QUEUED,
         State.CANCELED,
     )
 
@@ -101,7 +101,7 @@ def test_retry_of_a_canceled_task_is_a_new_linked_task(client, alice, task):
     assert (new.upload, new.operation, new.state) == (
         task.upload,
         task.operation,
-        State.WAITING_TO_SEND,
+        State.QUEUED,
     )
 
 

@@ -8,12 +8,12 @@ from django.utils import timezone
 from PIL import Image
 
 from config.celery_app import app as celery_app
-from restorations.engines import tasks as engine_tasks
-from restorations.jobs import services
+from restorations.engines import local
+from restorations.jobs import local_runs, services
+from restorations.jobs.dispatch import dispatch_due
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
-from restorations.jobs.tasks import dispatch_due, send_task
-from tests.conftest import photo_bytes, photo_upload
+from tests.factories import photo_bytes, photo_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -51,8 +51,7 @@ def test_upload_runs_through_to_a_stored_result(
         assert image.size == (task.result_width, task.result_height)
     kinds = list(task.events.values_list("kind", "to_state"))
     assert kinds == [
-        ("created", 100),
-        ("submitted", 0),
+        ("created", 0),
         ("state_changed", 4),
         ("state_changed", 102),
         ("result_saved", 1),
@@ -65,34 +64,29 @@ def test_a_file_damaged_after_upload_ends_as_invalid_image(
     task = _create(studio, alice)
     with task.upload.file.open("wb") as original:  # the stored file rots
         original.write(b"\x89PNG\r\n\x1a\n garbage")
-    with django_capture_on_commit_callbacks(execute=True):
-        send_task(task.pk)
+    local_runs.run(task.pk)
     task.refresh_from_db()
     assert task.state == State.INVALID_IMAGE
     assert task.state_info.category == "input"
     assert not task.result and not task.retries.exists()
 
 
-def test_sending_twice_sends_once(studio, alice, django_capture_on_commit_callbacks):
-    task = _create(studio, alice)
+def test_an_upload_queues_one_run_of_the_engine(studio, alice, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
-        send_task(task.pk)
-        send_task(task.pk)
+        task = _create(studio, alice)
     task.refresh_from_db()
-    assert task.state == State.QUEUED and task.attempts == 1
-    assert len(callbacks) == 1  # one run of the engine queued
+    assert task.state == State.QUEUED and task.attempts == 0 and task.submitted_at
+    assert len(callbacks) == 1  # one message to the engine's queue, no sending step
 
 
 def test_running_the_engine_twice_runs_it_once(
     studio, alice, eager, django_capture_on_commit_callbacks
 ):
     task = _create(studio, alice)
-    with django_capture_on_commit_callbacks():
-        send_task(task.pk)
-    engine_tasks.run_local_engine(task.pk)
-    engine_tasks.run_local_engine(task.pk)  # acks_late redelivery after success
+    local_runs.run(task.pk)
+    local_runs.run(task.pk)  # acks_late redelivery after success
     task.refresh_from_db()
-    assert task.state == State.COMPLETED and task.attempts == 2  # one send + one run
+    assert task.state == State.COMPLETED and task.attempts == 1
     assert task.events.filter(kind="result_saved").count() == 1
 
 
@@ -100,17 +94,15 @@ def test_cancel_while_the_engine_works_keeps_no_result(
     studio, alice, media_root, monkeypatch, django_capture_on_commit_callbacks
 ):
     task = _create(studio, alice)
-    with django_capture_on_commit_callbacks():
-        send_task(task.pk)
-    real_run = engine_tasks.local.run
+    real_run = local.run
 
     def run_then_cancel(*args, progress, **kwargs):
         progress(10)
         services.cancel(Task.objects.get(pk=task.pk), alice)
         return real_run(*args, progress=progress, **kwargs)
 
-    monkeypatch.setattr(engine_tasks.local, "run", run_then_cancel)
-    engine_tasks.run_local_engine(task.pk)
+    monkeypatch.setattr(local, "run", run_then_cancel)
+    local_runs.run(task.pk)
     task.refresh_from_db()
     assert task.state == State.CANCELED and not task.result
     assert not (media_root / "results").exists()
@@ -120,14 +112,12 @@ def test_an_engine_crash_ends_the_task_with_a_reason(
     studio, alice, monkeypatch, django_capture_on_commit_callbacks
 ):
     task = _create(studio, alice)
-    with django_capture_on_commit_callbacks():
-        send_task(task.pk)
 
     def explode(*args, **kwargs):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr(engine_tasks.local, "run", explode)
-    engine_tasks.run_local_engine(task.pk)
+    monkeypatch.setattr(local, "run", explode)
+    local_runs.run(task.pk)
     task.refresh_from_db()
     assert task.state == State.FAILED
     assert "out of memory" in task.failure_message

@@ -8,12 +8,12 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from config.celery_app import app as celery_app
-from restorations.engines import tasks as engine_tasks
+from restorations.engines import local
 from restorations.jobs import services
 from restorations.jobs.management.commands import restore
 from restorations.jobs.models import Task, Upload
 from restorations.jobs.states import State
-from tests.conftest import photo_bytes, stored_files
+from tests.factories import photo_bytes, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +120,7 @@ def test_user_uploads_to_the_personal_team_as_that_user(bob, studio, folder):
 def test_json_without_wait_lists_the_waiting_tasks(studio, folder):
     out, _err = run(folder, "--team", "studio", "--json", "--operation", "scale")
     records = json_lines(out)
-    assert [r["state"] for r in records] == [State.WAITING_TO_SEND] * 2
+    assert [r["state"] for r in records] == [State.QUEUED] * 2
     assert {r["id"] for r in records} == {str(t.public_id) for t in Task.objects.all()}
     assert all(r["operation"] == "scale" and r["result_sha256"] is None for r in records)
     assert all(r["remote_task_id"] is None and r["retry_of"] is None for r in records)
@@ -242,7 +242,7 @@ def test_a_storage_failure_midway_leaves_no_rows_or_files(studio, folder, media_
 
 @pytest.mark.django_db(transaction=True)
 def test_wait_follows_an_automatic_retry(studio, folder, eager, monkeypatch):
-    real_run = engine_tasks.local.run
+    real_run = local.run
     timed_out = []
 
     def time_out_the_first_attempt(*args, progress, **kwargs):
@@ -251,7 +251,7 @@ def test_wait_follows_an_automatic_retry(studio, folder, eager, monkeypatch):
             services.fail(timed_out[0], State.TIMED_OUT)
         return real_run(*args, progress=progress, **kwargs)
 
-    monkeypatch.setattr(engine_tasks.local, "run", time_out_the_first_attempt)
+    monkeypatch.setattr(local, "run", time_out_the_first_attempt)
     out, _err = run(folder / "a.png", "--team", "studio", "--wait", "--json")
     first, retry = json_lines(out)
     assert first["id"] == str(timed_out[0].public_id)
@@ -281,7 +281,7 @@ def test_a_failed_photo_is_reported_then_exits_with_failure(studio, folder, eage
     def explode(*args, **kwargs):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr(engine_tasks.local, "run", explode)
+    monkeypatch.setattr(local, "run", explode)
     out, err = io.StringIO(), io.StringIO()
     with pytest.raises(CommandError, match="1 of 1 photos failed") as caught:
         call_command("restore", str(folder / "a.png"), "--team=studio", "--wait", stdout=out)
@@ -305,15 +305,15 @@ def test_a_terminal_sees_a_progress_bar(studio, folder, eager):
 
 
 def test_wait_gives_up_at_the_timeout_naming_the_tasks(studio, folder):
-    # No worker runs here: the task stays waiting to be sent.
+    # No worker runs here: the task stays queued on the built-in engine.
     error, out, _err = run_failing(
         folder / "a.png", "--team", "studio", "--wait", "--json", "--timeout", "1"
     )
     task = Task.objects.get()
     assert error.returncode == restore.EXIT_TIMED_OUT
     assert str(task.public_id) in str(error) and "a.png" in str(error)
-    assert [r["state"] for r in json_lines(out)] == [State.WAITING_TO_SEND]
-    assert task.state == State.WAITING_TO_SEND  # left running
+    assert [r["state"] for r in json_lines(out)] == [State.QUEUED]
+    assert task.state == State.QUEUED  # left running
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from PIL import Image
 from restorations.jobs.models import Task, TaskEvent, Upload
 from restorations.jobs.operations import MB
 from restorations.jobs.states import State
-from tests.conftest import login_in_team, photo_bytes, photo_upload, stored_files
+from tests.factories import login_in_team, photo_bytes, photo_upload, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ def _assert_rejected(response, media_root, *fragments):
     assert stored_files(media_root) == []
 
 
-def test_a_good_photo_becomes_a_waiting_task_with_its_original_stored(
+def test_a_good_photo_becomes_a_queued_local_task_with_its_original_stored(
     client, studio, alice, media_root
 ):
     login_in_team(client, alice, studio)
@@ -70,7 +70,7 @@ def test_a_good_photo_becomes_a_waiting_task_with_its_original_stored(
     assert response.status_code == 302
     assert response["Location"] == reverse("jobs:task_detail", args=[task.public_id])
     assert task.team == studio and task.created_by == alice
-    assert task.state == State.WAITING_TO_SEND
+    assert task.state == State.QUEUED  # the built-in engine needs no sending step
     assert task.engine == "local"
     assert task.options == {"restoration_type": "1", "model_type": "2", "change_color": "0"}
     upload = task.upload

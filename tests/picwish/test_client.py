@@ -12,7 +12,7 @@ import json
 import httpx
 import pytest
 
-from restorations.engines import picwish
+from restorations.picwish import client as picwish
 
 
 def _client(handler) -> picwish.PicWishClient:

@@ -18,10 +18,10 @@ from django.utils import timezone
 from config.celery_app import app as celery_app
 from restorations.engines.emulator import EmulatorConfig, PicWishEmulator
 from restorations.jobs import services
+from restorations.jobs.dispatch import dispatch_due
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.states import STATES, Category, State, describe
-from restorations.jobs.tasks import dispatch_due
-from tests.conftest import login_in_team, photo_upload
+from tests.factories import login_in_team, photo_upload
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -6,12 +6,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from restorations.jobs import picwish_flow
-from restorations.jobs import tasks as celery_tasks
+from restorations.jobs import queue
 from restorations.jobs.models import Engine, Task
-from restorations.jobs.picwish_flow import LATER_POLL_SLACK, _booking_order
 from restorations.jobs.states import State
-from tests.conftest import scale_tasks
+from restorations.picwish import flow as picwish_flow
+from restorations.picwish.flow import LATER_POLL_SLACK, _booking_order
+from tests.factories import scale_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -76,11 +76,11 @@ def test_a_poll_due_before_the_next_tick_is_booked_now_for_its_due_time(studio, 
     later = at_picwish(later, due_seconds_ago=-2.0, polls=1)
     handed_out = []
     monkeypatch.setattr(
-        celery_tasks.poll_task, "delay", lambda pk, lease, slot_at: handed_out.append((pk, slot_at))
+        queue, "send", lambda name, pk, lease, slot_at: handed_out.append((name, pk, slot_at))
     )
 
     assert picwish_flow.dispatch(timezone.now()) == 1
 
-    [(pk, slot_at)] = handed_out
-    assert pk == soon.pk
+    [(name, pk, slot_at)] = handed_out
+    assert name == queue.PICWISH_POLL and pk == soon.pk
     assert soon.next_poll_at.timestamp() - 0.01 <= slot_at <= soon.next_poll_at.timestamp() + 0.1

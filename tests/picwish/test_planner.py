@@ -1,7 +1,8 @@
 import pytest
 
-from restorations.jobs import poll_planner
-from restorations.jobs.poll_planner import (
+from restorations.jobs.states import State
+from restorations.picwish import planner as poll_planner
+from restorations.picwish.planner import (
     Ahead,
     Durations,
     concurrency,
@@ -12,7 +13,6 @@ from restorations.jobs.poll_planner import (
     likely_start,
     next_poll,
 )
-from restorations.jobs.states import State
 
 MEASURED = Durations(tuple(2.0 + i * 0.2 for i in range(31)), typical=10.0)  # 2.0 … 8.0 s
 USUAL = MEASURED.usual  # 5.0

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from restorations.engines.ratelimit import (
+from restorations.picwish.ratelimit import (
     REDIS_KEY_PREFIX,
     REDIS_SCHEMES,
     FileRateLimiter,
@@ -229,8 +229,8 @@ def test_file_backend_stores_only_the_key_id_and_a_time(tmp_path):
 
 def test_file_backend_starts_afresh_from_damaged_state(tmp_path, key_id, caplog, monkeypatch):
     # A worker started by an earlier test may have reconfigured logging; listen regardless.
-    monkeypatch.setattr(logging.getLogger("restorations.engines.ratelimit"), "disabled", False)
-    caplog.set_level(logging.WARNING, logger="restorations.engines.ratelimit")
+    monkeypatch.setattr(logging.getLogger("restorations.picwish.ratelimit"), "disabled", False)
+    caplog.set_level(logging.WARNING, logger="restorations.picwish.ratelimit")
     (tmp_path / key_id).write_text("not a time")
 
     assert FileRateLimiter(tmp_path).try_acquire(key_id, 2) == 0.0

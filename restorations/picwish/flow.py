@@ -12,7 +12,7 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files import File
@@ -22,12 +22,11 @@ from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from restorations.accounts.models import Team
-from restorations.engines import picwish, ratelimit
-from restorations.jobs import poll_planner, services
+from restorations.jobs import queue, services
 from restorations.jobs.models import Engine, EventKind, Task, TaskEvent
-from restorations.jobs.operations import spec_for
 from restorations.jobs.states import State
 from restorations.jobs.validation import EXTENSIONS
+from restorations.picwish import client, planning, ratelimit
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,6 @@ MAX_FAULTS = 5
 # How long a worker waits for a rate-limiter slot before giving its task back.
 ACQUIRE_TIMEOUT = 10.0
 DISPATCH_BATCH = 200
-# How many of a team's in-flight tasks the poll planner replays (oldest first).
-QUEUE_REPLAY_LIMIT = 300
 # A worker this much later than its booked slot books a new one: later, the request could land
 # in one PicWish window with the next two (slots are only 5 % wider than 1/QPS).
 LATE_FOR_SLOT = 0.02
@@ -72,8 +69,8 @@ class Account:
     def key_id(self) -> str:
         return ratelimit.key_id_for(self.api_key)
 
-    def client(self) -> picwish.PicWishClient:
-        return picwish.PicWishClient(settings.PICWISH_BASE_URL, self.api_key)
+    def open_client(self) -> client.PicWishClient:
+        return client.PicWishClient(settings.PICWISH_BASE_URL, self.api_key)
 
 
 def account_for(team: Team) -> Account | None:
@@ -140,8 +137,6 @@ def dispatch(now) -> int:
     at once: a task is handed out only by the dispatcher whose conditional claim succeeds (a
     slot booked for a task another dispatcher took is simply left unused).
     """
-    from restorations.jobs import tasks as celery_tasks
-
     # Polls due before the next tick are booked now, for their due time: waiting for the next
     # tick would make them late by half a tick on average.
     next_tick = now + timedelta(seconds=_tick_seconds())
@@ -166,7 +161,7 @@ def dispatch(now) -> int:
     by_key: dict[Account, list[Task]] = {}
     for task in due:
         if task.state == State.SAVING_RESULT:  # result downloads do not count against the QPS
-            handed_out += _hand_out(task, celery_tasks.fetch_result, None)
+            handed_out += _hand_out(task, queue.PICWISH_FETCH, None)
             continue
         account = account_for(task.team)
         if account is not None:  # without a key the task waits until one is set again
@@ -183,11 +178,7 @@ def dispatch(now) -> int:
             )
             if delay is None:
                 break  # the key's slots for this tick are booked
-            job = (
-                celery_tasks.send_task
-                if task.state == State.WAITING_TO_SEND
-                else celery_tasks.poll_task
-            )
+            job = queue.PICWISH_SEND if task.state == State.WAITING_TO_SEND else queue.PICWISH_POLL
             handed_out += _hand_out(task, job, time.time() + delay)
     return handed_out
 
@@ -201,7 +192,7 @@ def _booking_order(tasks: list[Task]) -> list[Task]:
     time that progress has already told and has lag to spare. A send's deadline is when PicWish
     is expected to run out of the team's queued tasks without it (`_send_deadlines`).
     """
-    if _fixed_interval():
+    if planning.fixed_interval():
         return tasks
     sends = [t for t in tasks if t.state == State.WAITING_TO_SEND]
     polls = [t for t in tasks if t.state != State.WAITING_TO_SEND]
@@ -220,9 +211,9 @@ def _send_deadlines(first: Task, count: int) -> list[float]:
     """When each of `count` waiting sends is needed: PicWish finishes about one of the team's
     tasks every usual duration / concurrency seconds, and each finish takes a queued task.
     Two finishes are assumed already past and not yet seen."""
-    slots = _concurrency(first.team)
-    queued = _in_flight(first.team).count() - slots - 2
-    every = _durations(first).usual / slots
+    slots = planning.concurrency_for(first.team)
+    queued = planning.in_flight(first.team).count() - slots - 2
+    every = planning.durations_for(first).usual / slots
     now = time.time()
     return [now + (queued + n) * every for n in range(count)]
 
@@ -231,27 +222,33 @@ def _tick_seconds() -> float:
     return float(settings.CELERY_BEAT_SCHEDULE["dispatch-due-tasks"]["schedule"])
 
 
-def _hand_out(task: Task, job, slot_at: float | None) -> int:
+def _hand_out(task: Task, job: str, slot_at: float | None) -> int:
     if task.state == State.WAITING_TO_SEND:
         # The send claims the task itself (100 → 101); only stop other dispatchers meanwhile.
         moved = Task.objects.filter(
             pk=task.pk, state=task.state, next_poll_at=task.next_poll_at
         ).update(next_poll_at=timezone.now() + lease_length())
         if moved:
-            job.delay(task.pk, slot_at)
+            queue.send(job, task.pk, slot_at)
         return moved
     lease = timezone.now() + lease_length()
     if not _claim(task.pk, task.state, lease=lease):
         return 0
-    job.delay(task.pk, lease.isoformat(), slot_at)
+    queue.send(job, task.pk, lease.isoformat(), slot_at)
     return 1
 
 
 # --- Send ------------------------------------------------------------------------------------
 
 
-def send(task: Task, slot_at: float | None) -> None:
-    """Create the task at PicWish. `task` is claimed (state 101) by the caller."""
+def send(task_pk: int, slot_at: float | None) -> None:
+    """Claim a waiting task (100 → 101) and create it at PicWish in the booked slot."""
+    task = services.claim_for_sending(task_pk, lease_length())
+    if task is not None:  # else already sent, canceled, or claimed by another worker
+        _send(task, slot_at)
+
+
+def _send(task: Task, slot_at: float | None) -> None:
     account = account_for(task.team)
     if account is None:
         services.fail(task, State.REJECTED, "No PicWish key is configured any more.")
@@ -260,17 +257,17 @@ def send(task: Task, slot_at: float | None) -> None:
         _back_to_waiting(task, _pause_probe().total_seconds())
         return
     try:
-        with task.upload.file.open("rb") as image, account.client() as client:
+        with task.upload.file.open("rb") as image, account.open_client() as http:
             if not _take_slot(account, slot_at):
                 _back_to_waiting(task, 0)  # the dispatcher sends it when the limiter has room
                 return
-            created = client.create(
+            created = http.create(
                 task.operation,
                 task.options,
                 image,
                 f"{task.upload.public_id}{EXTENSIONS[task.upload.format]}",
             )
-    except picwish.PicWishError as error:
+    except client.PicWishError as error:
         _send_failed(task, account, error)
         return
     now = timezone.now()
@@ -284,7 +281,7 @@ def send(task: Task, slot_at: float | None) -> None:
         remote_task_id=created.task_id,
         submitted_at=now,
         deadline_at=now + task_deadline(),
-        next_poll_at=_first_poll_at(task),
+        next_poll_at=planning.first_poll_at(task),
         lease_expires_at=None,
         last_http_status=200,
         last_response=created.raw,
@@ -322,20 +319,20 @@ def _back_to_waiting(task: Task, seconds: float, **fields) -> None:
     )
 
 
-def _send_failed(task: Task, account: Account, error: picwish.PicWishError) -> None:
+def _send_failed(task: Task, account: Account, error: client.PicWishError) -> None:
     status = error.status
     fields = {"last_http_status": status, "last_response": error.raw[:10_000]}
-    if isinstance(error, picwish.RateLimited):
+    if isinstance(error, client.RateLimited):
         _record(task, EventKind.RATE_LIMITED, "PicWish answered 429 to a create; waiting")
         _back_to_waiting(task, _backoff(1), **fields)
-    elif isinstance(error, picwish.Unauthorized):
+    elif isinstance(error, client.Unauthorized):
         _pause_key(task.team, error)
         _back_to_waiting(task, _pause_probe().total_seconds(), **fields)
-    elif isinstance(error, (picwish.BadRequest, picwish.TooLarge, picwish.NotFound)):
+    elif isinstance(error, (client.BadRequest, client.TooLarge, client.NotFound)):
         services.fail(task, State.REFUSED, _refusal(task, error), expect=State.SENDING)
         Task.objects.filter(pk=task.pk).update(**fields)
     else:  # server error, unreadable answer, no answer
-        lost = isinstance(error, picwish.TransportError) and error.maybe_received
+        lost = isinstance(error, client.TransportError) and error.maybe_received
         message = (
             f"The answer to a create was lost ({error}); PicWish may hold an orphan task"
             if lost
@@ -344,8 +341,8 @@ def _send_failed(task: Task, account: Account, error: picwish.PicWishError) -> N
         _fault(task, message, expect=State.SENDING, back_to=State.WAITING_TO_SEND, **fields)
 
 
-def _refusal(task: Task, error: picwish.PicWishError) -> str:
-    if isinstance(error, picwish.TooLarge):
+def _refusal(task: Task, error: client.PicWishError) -> str:
+    if isinstance(error, client.TooLarge):
         spec = task.spec
         return (
             f"PicWish said the file is too large ({error.message}). {spec.label} accepts up to "
@@ -357,7 +354,13 @@ def _refusal(task: Task, error: picwish.PicWishError) -> str:
 # --- Poll ------------------------------------------------------------------------------------
 
 
-def poll(task: Task, slot_at: float) -> None:
+def poll(task_pk: int, lease_token: str, slot_at: float) -> None:
+    task = holding(task_pk, lease_token)
+    if task is not None:
+        _poll(task, slot_at)
+
+
+def _poll(task: Task, slot_at: float) -> None:
     account = account_for(task.team)
     if account is None:
         _release(task, next_poll_in=_pause_probe().total_seconds())
@@ -366,12 +369,12 @@ def poll(task: Task, slot_at: float) -> None:
         services.fail(task, State.DEADLINE_PASSED, expect=task.state)
         return
     try:
-        with account.client() as client:
+        with account.open_client() as http:
             if not _take_slot(account, slot_at):
                 _release(task, next_poll_in=0)
                 return
-            polled = client.poll(task.operation, task.remote_task_id)
-    except picwish.PicWishError as error:
+            polled = http.poll(task.operation, task.remote_task_id)
+    except client.PicWishError as error:
         _poll_failed(task, error)
         return
     Task.objects.filter(pk=task.pk).update(poll_count=task.poll_count + 1)
@@ -380,21 +383,19 @@ def poll(task: Task, slot_at: float) -> None:
     _apply(task, polled)
 
 
-def _apply(task: Task, polled: picwish.Polled) -> None:
+def _apply(task: Task, polled: client.Polled) -> None:
     common = {
         "state_detail": polled.state_detail,
         "upstream_created_at": polled.created_at,
         "upstream_processed_at": polled.processed_at,
         "upstream_completed_at": polled.completed_at,
-        **_processing_times(task, polled),
+        **planning.processing_times(task, polled),
         "last_http_status": 200,
         "last_response": polled.raw[:100_000],
         "fault_count": 0,
         "lease_expires_at": None,
     }
     if polled.state == State.COMPLETED:
-        from restorations.jobs.tasks import fetch_result
-
         expires = (polled.completed_at or timezone.now()) + RESULT_URL_LIFETIME
         lease = timezone.now() + lease_length()
         if services.move(
@@ -404,13 +405,13 @@ def _apply(task: Task, polled: picwish.Polled) -> None:
             result_url_expires_at=expires,
             **{**common, "lease_expires_at": lease, "next_poll_at": lease},
         ):
-            _replan(task)
-            transaction.on_commit(lambda: fetch_result.delay(task.pk, lease.isoformat(), None))
+            planning.replan_after_finish(task)
+            queue.send_on_commit(queue.PICWISH_FETCH, task.pk, lease.isoformat(), None)
     elif polled.state < 0:
         if services.move(task, polled.state, message=polled.state_detail, **common):
-            _replan(task)
+            planning.replan_after_finish(task)
     else:
-        delay = _next_poll_delay(task, polled)
+        delay = planning.next_poll_delay(task, polled)
         fields = {**common, "progress": polled.progress, "next_poll_at": _later(delay)}
         if polled.state != task.state:
             services.move(task, polled.state, **fields)
@@ -420,19 +421,19 @@ def _apply(task: Task, polled: picwish.Polled) -> None:
             )
 
 
-def _poll_failed(task: Task, error: picwish.PicWishError) -> None:
+def _poll_failed(task: Task, error: client.PicWishError) -> None:
     fields = {"last_http_status": error.status, "last_response": error.raw[:10_000]}
-    if isinstance(error, picwish.RateLimited):
+    if isinstance(error, client.RateLimited):
         _record(task, EventKind.RATE_LIMITED, "PicWish answered 429 to a poll; waiting")
         _release(task, next_poll_in=_backoff(1), **fields)
-    elif isinstance(error, picwish.Unauthorized):
+    elif isinstance(error, client.Unauthorized):
         _pause_key(task.team, error)
         _release(task, next_poll_in=_pause_probe().total_seconds(), **fields)
-    elif isinstance(error, picwish.NotFound):
+    elif isinstance(error, client.NotFound):
         services.fail(
             task, State.UPSTREAM_LOST, f"PicWish answered 404: {error.message}", expect=task.state
         )
-    elif isinstance(error, (picwish.BadRequest, picwish.TooLarge)):
+    elif isinstance(error, (client.BadRequest, client.TooLarge)):
         services.fail(task, State.REFUSED, _refusal(task, error), expect=task.state)
     else:
         _fault(
@@ -447,13 +448,19 @@ def _poll_failed(task: Task, error: picwish.PicWishError) -> None:
 # --- Fetch -----------------------------------------------------------------------------------
 
 
-def fetch(task: Task) -> None:
+def fetch(task_pk: int, lease_token: str) -> None:
+    task = holding(task_pk, lease_token)
+    if task is not None and task.state == State.SAVING_RESULT:
+        _fetch(task)
+
+
+def _fetch(task: Task) -> None:
     """Copy the result into our storage, then mark the task completed (102 → 1)."""
     try:
         data = json.loads(task.last_response)["data"]
         image, return_type = (
             data["image"] if "image" in data else data["file"],
-            int(data.get("return_type") or picwish.URL_RESULT),
+            int(data.get("return_type") or client.URL_RESULT),
         )
     except (ValueError, KeyError, TypeError):
         services.fail(
@@ -466,9 +473,9 @@ def fetch(task: Task) -> None:
     account = account_for(task.team) or Account("", 1.0)
     with tempfile.TemporaryFile() as buffer:
         try:
-            with account.client() as client:
-                downloaded = client.download(image, return_type, buffer)
-        except picwish.PicWishError as error:
+            with account.open_client() as http:
+                downloaded = http.download(image, return_type, buffer)
+        except client.PicWishError as error:
             _fetch_failed(task, error)
             return
         buffer.seek(0)
@@ -496,9 +503,9 @@ def fetch(task: Task) -> None:
         )
 
 
-def _fetch_failed(task: Task, error: picwish.PicWishError) -> None:
+def _fetch_failed(task: Task, error: client.PicWishError) -> None:
     expired = task.result_url_expires_at and timezone.now() >= task.result_url_expires_at
-    if isinstance(error, picwish.NotFound) or expired:
+    if isinstance(error, client.NotFound) or expired:
         services.fail(
             task,
             State.RESULT_EXPIRED,
@@ -538,7 +545,7 @@ def _record(task: Task, kind: str, message: str) -> None:
     )
 
 
-def _pause_key(team: Team, error: picwish.PicWishError) -> None:
+def _pause_key(team: Team, error: client.PicWishError) -> None:
     paused = Team.objects.filter(pk=team.pk, key_paused_at__isnull=True).update(
         key_paused_at=timezone.now()
     )
@@ -552,191 +559,3 @@ def _key_works(team: Team) -> None:
     if team.key_paused_at:
         Team.objects.filter(pk=team.pk).update(key_paused_at=None)
         log.info("PicWish accepts the key of team %s again", team.slug)
-
-
-# --- Planning -----------------------------------------------------------------------------
-
-
-def _finished(team: Team):
-    """The team's tasks PicWish has finished processing (its completion stamp is set only then),
-    with the planner's estimates of their processing times."""
-    return Task.objects.filter(
-        team=team,
-        engine=Engine.PICWISH,
-        upstream_completed_at__isnull=False,
-        processing_started_at__isnull=False,
-        processing_ends_at__isnull=False,
-    )
-
-
-def _recent_processing(team: Team, **filters) -> list[tuple[float, float]]:
-    """(start, end) of the team's 40 most recently finished tasks, as Unix times."""
-    recent = (
-        _finished(team)
-        .filter(**filters)
-        .order_by("-processing_ends_at")
-        .values_list("processing_started_at", "processing_ends_at")[:40]
-    )
-    return [(start.timestamp(), end.timestamp()) for start, end in recent]
-
-
-def _durations(task: Task) -> poll_planner.Durations:
-    recent = _recent_processing(task.team, operation=task.operation)
-    samples = tuple(end - start for start, end in recent if end > start)
-    return poll_planner.Durations(samples, spec_for(task.operation).typical_seconds)
-
-
-def _concurrency(team: Team) -> int:
-    return poll_planner.concurrency(
-        _recent_processing(team), default=settings.PICWISH_ASSUMED_CONCURRENCY
-    )
-
-
-def _in_flight(team: Team):
-    """The team's tasks that PicWish holds and has not finished, as far as we know."""
-    return Task.objects.filter(
-        team=team, engine=Engine.PICWISH, state__gte=0, state__lt=State.WAITING_TO_SEND
-    ).exclude(state=State.COMPLETED)
-
-
-def _fixed_interval() -> float | None:
-    """PICWISH_POLL_INTERVAL set: poll every task at that fixed interval, first due first
-    served, instead of planning (the naive strategy, kept for comparison in the benchmark)."""
-    return settings.PICWISH_POLL_INTERVAL
-
-
-def _queue(team: Team) -> list[tuple[int, poll_planner.Ahead]]:
-    """The team's tasks PicWish holds, in the order they were sent, as the planner sees them;
-    with the finished ones whose slot a task still held may have taken (those that finished
-    after the oldest of them was sent)."""
-    fields = ("pk", "submitted_at", "processing_started_at", "processing_ends_at")
-    held = list(
-        _in_flight(team)
-        .filter(submitted_at__isnull=False)
-        .order_by("submitted_at", "pk")
-        .values_list(*fields)[:QUEUE_REPLAY_LIMIT]
-    )
-    if not held:
-        return []
-    finished = _finished(team).filter(submitted_at__isnull=False, processing_ends_at__gt=held[0][1])
-    rows = [(row, False) for row in held]
-    rows += [(row, True) for row in finished.values_list(*fields)[:QUEUE_REPLAY_LIMIT]]
-    rows.sort(key=lambda pair: (pair[0][1], pair[0][0]))
-    return [
-        (
-            pk,
-            poll_planner.Ahead(
-                submitted=submitted.timestamp(),
-                started=started.timestamp() if started else None,
-                ends=ends.timestamp() if ends else None,
-                finished=done,
-            ),
-        )
-        for (pk, submitted, started, ends), done in rows
-    ]
-
-
-def _expected_start(task: Task) -> float:
-    """When PicWish will likely start `task`; a task not yet sent goes at the end of the queue."""
-    now = time.time()
-    queue = [ahead for pk, ahead in _queue(task.team) if pk != task.pk]
-    if task.submitted_at:
-        queue = [a for a in queue if a.submitted < task.submitted_at.timestamp()]
-    queue.append(
-        poll_planner.Ahead(
-            submitted=task.submitted_at.timestamp() if task.submitted_at else now, started=None
-        )
-    )
-    starts = poll_planner.expected_starts(
-        queue, now=now, slots=_concurrency(task.team), durations=_durations(task)
-    )
-    return starts[-1]
-
-
-def _replan_queued(team: Team, durations: poll_planner.Durations) -> None:
-    """After news from PicWish, move the first poll of each task believed queued to its
-    expected start plus the first check."""
-    queue = _queue(team)
-    now = time.time()
-    starts = poll_planner.expected_starts(
-        [ahead for _, ahead in queue], now=now, slots=_concurrency(team), durations=durations
-    )
-    for (pk, ahead), start in zip(queue, starts, strict=True):
-        if ahead.started is None and not ahead.finished:
-            Task.objects.filter(
-                pk=pk,
-                lease_expires_at__isnull=True,
-                upstream_processed_at__isnull=True,
-                state__in=poll_planner.QUEUED_STATES,
-                poll_count=0,
-            ).update(next_poll_at=_at(poll_planner.first_poll_at(start, durations)))
-
-
-def _first_poll_at(task: Task) -> datetime:
-    if _fixed_interval():
-        return _later(_fixed_interval())
-    return _at(poll_planner.first_poll_at(_expected_start(task), _durations(task)))
-
-
-def _processing_times(task: Task, polled: picwish.Polled) -> dict:
-    """The planner's estimates of when PicWish started and finishes (or finished) processing
-    `task`, from its whole-second stamps, the progress and when the poll was answered; set on
-    `task` too, and returned as fields to save."""
-    if polled.processed_at is None:
-        return {}
-    now = time.time()
-    if task.processing_started_at and task.upstream_processed_at == polled.processed_at:
-        started = task.processing_started_at.timestamp()  # estimated at the first sight of it
-    else:
-        started = _likely_start(task, polled)
-    if polled.state == State.COMPLETED or polled.state < 0:
-        expected = task.processing_ends_at.timestamp() if task.processing_ends_at else None
-        completed = (polled.completed_at or timezone.now()).timestamp()
-        ends = max(started, poll_planner.likely_end(completed, now, expected))
-    else:
-        ends = poll_planner.expected_end(started, now, polled.progress)
-    task.processing_started_at = _at(started)
-    task.processing_ends_at = _at(ends) if ends is not None else None
-    return {
-        "processing_started_at": task.processing_started_at,
-        "processing_ends_at": task.processing_ends_at,
-    }
-
-
-def _likely_start(task: Task, polled: picwish.Polled) -> float:
-    """When PicWish started `task`, first seen started: on arrival if it reports the start in
-    the second it reports the task created, else when the queue's replay says a slot freed."""
-    submitted = (task.submitted_at or polled.processed_at).timestamp()
-    on_arrival = polled.created_at and int(polled.created_at.timestamp()) == int(
-        polled.processed_at.timestamp()
-    )
-    expected = submitted if on_arrival else _expected_start(task)
-    return poll_planner.likely_start(polled.processed_at.timestamp(), submitted, expected)
-
-
-def _at(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, tz=UTC)
-
-
-def _next_poll_delay(task: Task, polled: picwish.Polled) -> float:
-    if _fixed_interval():
-        return _fixed_interval()
-    elapsed, queued_until = None, 0.0
-    if task.processing_started_at is not None:
-        elapsed = max(0.0, time.time() - task.processing_started_at.timestamp())
-    elif polled.state in poll_planner.QUEUED_STATES:
-        queued_until = max(0.0, _expected_start(task) - time.time())
-    return poll_planner.next_poll(
-        state=polled.state,
-        progress=polled.progress,
-        elapsed_processing=elapsed,
-        durations=_durations(task),
-        queued_until=queued_until,
-    )
-
-
-def _replan(task: Task) -> None:
-    """`task` finished and freed a slot at PicWish: re-plan the first polls of the team's queued
-    tasks."""
-    if not _fixed_interval():
-        _replan_queued(task.team, _durations(task))

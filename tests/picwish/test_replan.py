@@ -6,11 +6,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from restorations.engines import picwish
-from restorations.jobs import picwish_flow, poll_planner
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
-from tests.conftest import scale_tasks
+from restorations.picwish import client as picwish
+from restorations.picwish import planner as poll_planner
+from restorations.picwish import planning
+from tests.factories import scale_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -47,10 +48,10 @@ def test_a_queued_task_starts_in_the_slot_a_finished_task_freed_and_keeps_an_ove
         state=State.QUEUED, submitted_at=ago(12), next_poll_at=ago(-60)
     )
     queued.refresh_from_db()
-    durations = picwish_flow._durations(queued)
+    durations = planning.durations_for(queued)
     assert durations.samples == pytest.approx((3.0,), abs=0.01)
 
-    picwish_flow._replan_queued(studio, durations)
+    planning.replan_queued(studio, durations)
 
     queued.refresh_from_db()
     # Started when the finished task freed its slot, 10 s ago (not when it was sent, 12 s ago);
@@ -92,7 +93,7 @@ def test_a_task_started_in_the_second_it_arrived_started_when_it_was_sent(studio
     Task.objects.filter(pk=task.pk).update(state=State.QUEUED, submitted_at=sent)
     task.refresh_from_db()
 
-    times = picwish_flow._processing_times(task, processing(task, created=sent, processed=sent))
+    times = planning.processing_times(task, processing(task, created=sent, processed=sent))
 
     assert times["processing_started_at"] == sent
 
@@ -116,8 +117,6 @@ def test_a_queued_task_started_when_the_slot_it_took_freed(studio, alice):
     Task.objects.filter(pk=queued.pk).update(state=State.QUEUED, submitted_at=sent)
     queued.refresh_from_db()
 
-    times = picwish_flow._processing_times(
-        queued, processing(queued, created=sent, processed=freed)
-    )
+    times = planning.processing_times(queued, processing(queued, created=sent, processed=freed))
 
     assert times["processing_started_at"].timestamp() == pytest.approx(freed.timestamp(), abs=0.01)

@@ -1,0 +1,209 @@
+"""The poll planner's view of the database: what a team's PicWish tasks have shown so far.
+
+`planner` holds the pure arithmetic; this module feeds it the team's recent processing times and
+its queue at PicWish, and turns its answers into the times stored on Task rows.
+"""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from restorations.accounts.models import Team
+from restorations.jobs.models import Engine, Task
+from restorations.jobs.operations import spec_for
+from restorations.jobs.states import State
+from restorations.picwish import client, planner
+
+# How many of a team's in-flight tasks the poll planner replays (oldest first).
+QUEUE_REPLAY_LIMIT = 300
+
+
+def _later(seconds: float) -> datetime:
+    return timezone.now() + timedelta(seconds=seconds)
+
+
+def finished(team: Team):
+    """The team's tasks PicWish has finished processing (its completion stamp is set only then),
+    with the planner's estimates of their processing times."""
+    return Task.objects.filter(
+        team=team,
+        engine=Engine.PICWISH,
+        upstream_completed_at__isnull=False,
+        processing_started_at__isnull=False,
+        processing_ends_at__isnull=False,
+    )
+
+
+def recent_processing(team: Team, **filters) -> list[tuple[float, float]]:
+    """(start, end) of the team's 40 most recently finished tasks, as Unix times."""
+    recent = (
+        finished(team)
+        .filter(**filters)
+        .order_by("-processing_ends_at")
+        .values_list("processing_started_at", "processing_ends_at")[:40]
+    )
+    return [(start.timestamp(), end.timestamp()) for start, end in recent]
+
+
+def durations_for(task: Task) -> planner.Durations:
+    recent = recent_processing(task.team, operation=task.operation)
+    samples = tuple(end - start for start, end in recent if end > start)
+    return planner.Durations(samples, spec_for(task.operation).typical_seconds)
+
+
+def concurrency_for(team: Team) -> int:
+    return planner.concurrency(
+        recent_processing(team), default=settings.PICWISH_ASSUMED_CONCURRENCY
+    )
+
+
+def in_flight(team: Team):
+    """The team's tasks that PicWish holds and has not finished, as far as we know."""
+    return Task.objects.filter(
+        team=team, engine=Engine.PICWISH, state__gte=0, state__lt=State.WAITING_TO_SEND
+    ).exclude(state=State.COMPLETED)
+
+
+def fixed_interval() -> float | None:
+    """PICWISH_POLL_INTERVAL set: poll every task at that fixed interval, first due first
+    served, instead of planning (the naive strategy, kept for comparison in the benchmark)."""
+    return settings.PICWISH_POLL_INTERVAL
+
+
+def queue_of(team: Team) -> list[tuple[int, planner.Ahead]]:
+    """The team's tasks PicWish holds, in the order they were sent, as the planner sees them;
+    with the finished ones whose slot a task still held may have taken (those that finished
+    after the oldest of them was sent)."""
+    fields = ("pk", "submitted_at", "processing_started_at", "processing_ends_at")
+    held = list(
+        in_flight(team)
+        .filter(submitted_at__isnull=False)
+        .order_by("submitted_at", "pk")
+        .values_list(*fields)[:QUEUE_REPLAY_LIMIT]
+    )
+    if not held:
+        return []
+    done = finished(team).filter(submitted_at__isnull=False, processing_ends_at__gt=held[0][1])
+    rows = [(row, False) for row in held]
+    rows += [(row, True) for row in done.values_list(*fields)[:QUEUE_REPLAY_LIMIT]]
+    rows.sort(key=lambda pair: (pair[0][1], pair[0][0]))
+    return [
+        (
+            pk,
+            planner.Ahead(
+                submitted=submitted.timestamp(),
+                started=started.timestamp() if started else None,
+                ends=ends.timestamp() if ends else None,
+                finished=done,
+            ),
+        )
+        for (pk, submitted, started, ends), done in rows
+    ]
+
+
+def expected_start(task: Task) -> float:
+    """When PicWish will likely start `task`; a task not yet sent goes at the end of the queue."""
+    now = time.time()
+    queue = [ahead for pk, ahead in queue_of(task.team) if pk != task.pk]
+    if task.submitted_at:
+        queue = [a for a in queue if a.submitted < task.submitted_at.timestamp()]
+    queue.append(
+        planner.Ahead(
+            submitted=task.submitted_at.timestamp() if task.submitted_at else now, started=None
+        )
+    )
+    starts = planner.expected_starts(
+        queue, now=now, slots=concurrency_for(task.team), durations=durations_for(task)
+    )
+    return starts[-1]
+
+
+def replan_queued(team: Team, durations: planner.Durations) -> None:
+    """After news from PicWish, move the first poll of each task believed queued to its
+    expected start plus the first check."""
+    queue = queue_of(team)
+    now = time.time()
+    starts = planner.expected_starts(
+        [ahead for _, ahead in queue], now=now, slots=concurrency_for(team), durations=durations
+    )
+    for (pk, ahead), start in zip(queue, starts, strict=True):
+        if ahead.started is None and not ahead.finished:
+            Task.objects.filter(
+                pk=pk,
+                lease_expires_at__isnull=True,
+                upstream_processed_at__isnull=True,
+                state__in=planner.QUEUED_STATES,
+                poll_count=0,
+            ).update(next_poll_at=at(planner.first_poll_at(start, durations)))
+
+
+def first_poll_at(task: Task) -> datetime:
+    if fixed_interval():
+        return _later(fixed_interval())
+    return at(planner.first_poll_at(expected_start(task), durations_for(task)))
+
+
+def processing_times(task: Task, polled: client.Polled) -> dict:
+    """The planner's estimates of when PicWish started and finishes (or finished) processing
+    `task`, from its whole-second stamps, the progress and when the poll was answered; set on
+    `task` too, and returned as fields to save."""
+    if polled.processed_at is None:
+        return {}
+    now = time.time()
+    if task.processing_started_at and task.upstream_processed_at == polled.processed_at:
+        started = task.processing_started_at.timestamp()  # estimated at the first sight of it
+    else:
+        started = likely_start(task, polled)
+    if polled.state == State.COMPLETED or polled.state < 0:
+        expected = task.processing_ends_at.timestamp() if task.processing_ends_at else None
+        completed = (polled.completed_at or timezone.now()).timestamp()
+        ends = max(started, planner.likely_end(completed, now, expected))
+    else:
+        ends = planner.expected_end(started, now, polled.progress)
+    task.processing_started_at = at(started)
+    task.processing_ends_at = at(ends) if ends is not None else None
+    return {
+        "processing_started_at": task.processing_started_at,
+        "processing_ends_at": task.processing_ends_at,
+    }
+
+
+def likely_start(task: Task, polled: client.Polled) -> float:
+    """When PicWish started `task`, first seen started: on arrival if it reports the start in
+    the second it reports the task created, else when the queue's replay says a slot freed."""
+    submitted = (task.submitted_at or polled.processed_at).timestamp()
+    on_arrival = polled.created_at and int(polled.created_at.timestamp()) == int(
+        polled.processed_at.timestamp()
+    )
+    expected = submitted if on_arrival else expected_start(task)
+    return planner.likely_start(polled.processed_at.timestamp(), submitted, expected)
+
+
+def at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def next_poll_delay(task: Task, polled: client.Polled) -> float:
+    if fixed_interval():
+        return fixed_interval()
+    elapsed, queued_until = None, 0.0
+    if task.processing_started_at is not None:
+        elapsed = max(0.0, time.time() - task.processing_started_at.timestamp())
+    elif polled.state in planner.QUEUED_STATES:
+        queued_until = max(0.0, expected_start(task) - time.time())
+    return planner.next_poll(
+        state=polled.state,
+        progress=polled.progress,
+        elapsed_processing=elapsed,
+        durations=durations_for(task),
+        queued_until=queued_until,
+    )
+
+
+def replan_after_finish(task: Task) -> None:
+    """`task` finished and freed a slot at PicWish: re-plan the first polls of the team's queued
+    tasks."""
+    if not fixed_interval():
+        replan_queued(task.team, durations_for(task))

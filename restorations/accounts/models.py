@@ -31,6 +31,18 @@ WRITE_ROLES = {Role.OWNER, Role.ADMIN, Role.MEMBER}
 MANAGE_ROLES = {Role.OWNER, Role.ADMIN}
 
 
+class KeyStatus(models.TextChoices):
+    """Whether a team has its own PicWish key and whether it can be read (picwish_key_status)."""
+
+    NONE = "none", _("no key")
+    OK = "ok", _("key set")
+    UNREADABLE = "unreadable", _("key unreadable")
+
+
+# Staff see at most this many characters of a stored key, its last ones.
+KEY_HINT_LENGTH = 4
+
+
 class TeamQuerySet(models.QuerySet):
     def for_user(self, user) -> "TeamQuerySet":
         if not user.is_authenticated:
@@ -69,7 +81,32 @@ class Team(models.Model):
 
     @property
     def picwish_key(self) -> str:
-        return crypto.decrypt(self.picwish_key_encrypted)
+        """The team's own key, "" without one. Raises crypto.KeyUnreadable when a key is stored
+        but cannot be decrypted: the team then has a key that cannot be used, and must neither
+        send an empty key nor fall back to the site's key or the built-in engine."""
+        return crypto.decrypt(
+            self.picwish_key_encrypted, what=f"The PicWish key of team {self.slug!r} (id {self.pk})"
+        )
+
+    @property
+    def picwish_key_status(self) -> str:
+        """KeyStatus.NONE, OK or UNREADABLE, without raising (the unreadable case is logged)."""
+        if not self.has_own_picwish_key:
+            return KeyStatus.NONE
+        try:
+            self.picwish_key  # noqa: B018 (decrypting it is the check)
+        except crypto.KeyUnreadable:
+            return KeyStatus.UNREADABLE
+        return KeyStatus.OK
+
+    @property
+    def picwish_key_ending(self) -> str:
+        """All staff may see of the key: the last four characters of a readable key that is
+        long enough to keep the rest unknown, else ""."""
+        if self.picwish_key_status != KeyStatus.OK:
+            return ""
+        key = self.picwish_key
+        return key[-KEY_HINT_LENGTH:] if len(key) > 2 * KEY_HINT_LENGTH else ""
 
     def set_picwish_key(self, key: str) -> None:
         self.picwish_key_encrypted = crypto.encrypt(key.strip())

@@ -2,7 +2,13 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from restorations.accounts.models import KeyStatus, Membership, Team, User
+from restorations.accounts.models import (
+    KeyStatus,
+    Membership,
+    Team,
+    User,
+    validate_picwish_key,
+)
 
 admin.site.register(User, UserAdmin)
 
@@ -35,6 +41,11 @@ class TeamAdminForm(forms.ModelForm):
             "retention_days",
             "key_paused_at",
         ]
+
+    def clean_new_picwish_key(self):
+        key = self.cleaned_data.get("new_picwish_key", "")
+        validate_picwish_key(key.strip())
+        return key
 
     def save(self, commit=True):
         team = super().save(commit=False)

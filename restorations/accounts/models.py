@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
@@ -41,6 +42,37 @@ class KeyStatus(models.TextChoices):
 
 # Staff see at most this many characters of a stored key, its last ones.
 KEY_HINT_LENGTH = 4
+
+
+def validate_picwish_key(key: str) -> None:
+    """Refuse a key that cannot go into the X-API-KEY header: only visible ASCII (! to ~).
+
+    The message tells where and what the first bad character is, never the key itself.
+    """
+    for position, char in enumerate(key, start=1):
+        if "!" <= char <= "~":
+            continue
+        raise ValidationError(
+            _(
+                "A PicWish key must fit in an HTTP header: plain ASCII letters, digits and "
+                "punctuation only, without spaces, tabs or line breaks. Character %(position)d "
+                "is %(what)s. Copy the key again exactly as PicWish shows it."
+            ),
+            code="picwish_key_unsendable",
+            params={"position": position, "what": _describe(char)},
+        )
+
+
+def _describe(char: str) -> str:
+    if char == " ":
+        return _("a space")
+    if char in "\r\n":
+        return _("a line break")
+    if char == "\t":
+        return _("a tab")
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return _("a control character")
+    return _("not plain ASCII (an accented letter, a typographic quote or dash, or similar)")
 
 
 class TeamQuerySet(models.QuerySet):
@@ -109,7 +141,11 @@ class Team(models.Model):
         return key[-KEY_HINT_LENGTH:] if len(key) > 2 * KEY_HINT_LENGTH else ""
 
     def set_picwish_key(self, key: str) -> None:
-        self.picwish_key_encrypted = crypto.encrypt(key.strip())
+        """Store a new key ("" removes it); surrounding whitespace is dropped. Raises
+        ValidationError, keeping the stored key, when it cannot be sent in an HTTP header."""
+        key = key.strip()
+        validate_picwish_key(key)
+        self.picwish_key_encrypted = crypto.encrypt(key)
         self.key_paused_at = None
 
     @property

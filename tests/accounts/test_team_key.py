@@ -1,10 +1,11 @@
-"""A team's own PicWish key: an unreadable key fails loudly, and the admin never renders a key
-back."""
+"""A team's own PicWish key: an unreadable key fails loudly, a key that cannot be sent is
+refused when it is saved, and the admin never renders a key back."""
 
 import logging
 
 import pytest
 from cryptography.fernet import Fernet
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from restorations.accounts import crypto
@@ -123,3 +124,55 @@ def test_a_short_key_shows_none_of_its_characters(studio, admin_client):
     for page in (_change_page(admin_client, studio), _list_page(admin_client)):
         content = page.content.decode()
         assert "cd34" not in content and "d34" not in content
+
+
+# --- A key that cannot go into an HTTP header -----------------------------------------------
+
+UNSENDABLE = {
+    "non-ASCII": "pw-clé-1234",
+    "a line break": "pw-key\n1234",
+    "a carriage return": "pw-key\r1234",
+    "a control character": "pw-key\x071234",
+    "a tab": "pw-key\t1234",
+    "a space": "pw-key 1234",
+    "a DEL": "pw-key\x7f1234",
+}
+
+
+@pytest.mark.parametrize("key", UNSENDABLE.values(), ids=UNSENDABLE.keys())
+def test_a_key_that_cannot_be_sent_is_refused(studio, key):
+    with pytest.raises(ValidationError) as raised:
+        studio.set_picwish_key(key)
+    message = " ".join(raised.value.messages)
+    assert "PicWish key" in message and "HTTP header" in message
+    assert key not in message
+    assert studio.picwish_key_encrypted == "" and studio.picwish_key_status == "none"
+
+
+def test_a_refused_key_leaves_the_stored_one_in_place(studio):
+    studio.set_picwish_key(KEY)
+    with pytest.raises(ValidationError):
+        studio.set_picwish_key("pw key")
+    assert studio.picwish_key == KEY
+
+
+def test_surrounding_whitespace_is_trimmed_not_refused(studio):
+    studio.set_picwish_key(f"  {KEY}\n")
+    assert studio.picwish_key == KEY
+
+
+@pytest.mark.parametrize("key", UNSENDABLE.values(), ids=UNSENDABLE.keys())
+def test_the_admin_form_shows_why_a_key_was_refused(studio, admin_client, key):
+    response = _post_team(admin_client, studio, new_picwish_key=key)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "new_picwish_key" in errors
+    assert "HTTP header" in response.content.decode()
+    assert not Team.objects.get(pk=studio.pk).has_own_picwish_key
+
+
+def test_a_refused_key_is_not_rendered_back_into_the_form(studio, admin_client):
+    response = _post_team(admin_client, studio, new_picwish_key="pw-secret key-9876")
+    assert response.status_code == 200
+    assert "pw-secret key-9876" not in response.content.decode()
+    assert "pw-secret" not in response.content.decode()

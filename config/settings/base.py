@@ -7,6 +7,7 @@ the local engine, so the product runs on a fresh machine with nothing else insta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -147,6 +148,14 @@ PICWISH_TASK_DEADLINE = env.float("PICWISH_TASK_DEADLINE", default=1200.0)
 PICWISH_PAUSE_PROBE_SECONDS = env.float("PICWISH_PAUSE_PROBE_SECONDS", default=60.0)
 # Tasks PicWish is assumed to process at once for an account, until it has been measured.
 PICWISH_ASSUMED_CONCURRENCY = env.int("PICWISH_ASSUMED_CONCURRENCY", default=4)
+# The Redis that holds each PicWish key's request schedule, shared by every process on every
+# machine. Empty: the broker when it is Redis, else a locked file per key in VAR_DIR/ratelimit
+# (one machine only). restorations/engines/ratelimit.py: limiter_for_settings().
+PICWISH_RATE_LIMIT_URL = env.str("PICWISH_RATE_LIMIT_URL", default="")
+if PICWISH_RATE_LIMIT_URL and not PICWISH_RATE_LIMIT_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured(
+        "PICWISH_RATE_LIMIT_URL must be a Redis URL (redis:// or rediss://) or empty"
+    )
 # Encrypts team PicWish keys at rest. Falls back to a key derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 

@@ -2,7 +2,13 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from restorations.accounts.models import Membership, Team, User
+from restorations.accounts.models import (
+    KeyStatus,
+    Membership,
+    Team,
+    User,
+    validate_picwish_key,
+)
 
 admin.site.register(User, UserAdmin)
 
@@ -36,6 +42,11 @@ class TeamAdminForm(forms.ModelForm):
             "key_paused_at",
         ]
 
+    def clean_new_picwish_key(self):
+        key = self.cleaned_data.get("new_picwish_key", "")
+        validate_picwish_key(key.strip())
+        return key
+
     def save(self, commit=True):
         team = super().save(commit=False)
         if self.cleaned_data.get("clear_picwish_key"):
@@ -50,10 +61,27 @@ class TeamAdminForm(forms.ModelForm):
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     form = TeamAdminForm
-    list_display = ["name", "slug", "is_personal", "has_key", "key_paused_at", "created_at"]
+    list_display = ["name", "slug", "is_personal", "picwish_key", "key_paused_at", "created_at"]
     list_filter = ["is_personal"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+    readonly_fields = ["current_picwish_key"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "is_personal"]}),
+        (
+            "PicWish",
+            {
+                "fields": [
+                    "current_picwish_key",
+                    "new_picwish_key",
+                    "clear_picwish_key",
+                    "picwish_qps",
+                    "key_paused_at",
+                ]
+            },
+        ),
+        ("Limits", {"fields": ["monthly_credit_budget", "retention_days"]}),
+    ]
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -62,9 +90,26 @@ class TeamAdmin(admin.ModelAdmin):
 
             resume_waiting_tasks(obj)
 
-    @admin.display(boolean=True, description="PicWish key")
-    def has_key(self, team):
-        return team.has_own_picwish_key
+    @admin.display(description="PicWish key")
+    def picwish_key(self, team):
+        """At most the key's last four characters; "key unreadable" when it cannot be read."""
+        status = team.picwish_key_status
+        if status == KeyStatus.OK and team.picwish_key_ending:
+            return f"…{team.picwish_key_ending}"
+        return KeyStatus(status).label
+
+    @admin.display(description="Current PicWish key")
+    def current_picwish_key(self, team):
+        status = team.picwish_key_status
+        if status == KeyStatus.UNREADABLE:
+            return (
+                "key unreadable: it was stored under another FIELD_ENCRYPTION_KEY (or "
+                "DJANGO_SECRET_KEY). The team's PicWish tasks wait until a key is saved again."
+            )
+        if status == KeyStatus.OK:
+            ending = team.picwish_key_ending
+            return f"set, ending in …{ending}" if ending else "set"
+        return "none: the team's tasks use the site's key, else the built-in engine"
 
 
 @admin.register(Membership)

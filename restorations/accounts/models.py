@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
@@ -29,6 +30,49 @@ class Role(models.TextChoices):
 WRITE_ROLES = {Role.OWNER, Role.ADMIN, Role.MEMBER}
 # Roles that may change the team's engine settings and members.
 MANAGE_ROLES = {Role.OWNER, Role.ADMIN}
+
+
+class KeyStatus(models.TextChoices):
+    """Whether a team has its own PicWish key and whether it can be read (picwish_key_status)."""
+
+    NONE = "none", _("no key")
+    OK = "ok", _("key set")
+    UNREADABLE = "unreadable", _("key unreadable")
+
+
+# Staff see at most this many characters of a stored key, its last ones.
+KEY_HINT_LENGTH = 4
+
+
+def validate_picwish_key(key: str) -> None:
+    """Refuse a key that cannot go into the X-API-KEY header: only visible ASCII (! to ~).
+
+    The message tells where and what the first bad character is, never the key itself.
+    """
+    for position, char in enumerate(key, start=1):
+        if "!" <= char <= "~":
+            continue
+        raise ValidationError(
+            _(
+                "A PicWish key must fit in an HTTP header: plain ASCII letters, digits and "
+                "punctuation only, without spaces, tabs or line breaks. Character %(position)d "
+                "is %(what)s. Copy the key again exactly as PicWish shows it."
+            ),
+            code="picwish_key_unsendable",
+            params={"position": position, "what": _describe(char)},
+        )
+
+
+def _describe(char: str) -> str:
+    if char == " ":
+        return _("a space")
+    if char in "\r\n":
+        return _("a line break")
+    if char == "\t":
+        return _("a tab")
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return _("a control character")
+    return _("not plain ASCII (an accented letter, a typographic quote or dash, or similar)")
 
 
 class TeamQuerySet(models.QuerySet):
@@ -69,10 +113,39 @@ class Team(models.Model):
 
     @property
     def picwish_key(self) -> str:
-        return crypto.decrypt(self.picwish_key_encrypted)
+        """The team's own key, "" without one. Raises crypto.KeyUnreadable when a key is stored
+        but cannot be decrypted: the team then has a key that cannot be used, and must neither
+        send an empty key nor fall back to the site's key or the built-in engine."""
+        return crypto.decrypt(
+            self.picwish_key_encrypted, what=f"The PicWish key of team {self.slug!r} (id {self.pk})"
+        )
+
+    @property
+    def picwish_key_status(self) -> str:
+        """KeyStatus.NONE, OK or UNREADABLE, without raising (the unreadable case is logged)."""
+        if not self.has_own_picwish_key:
+            return KeyStatus.NONE
+        try:
+            self.picwish_key  # noqa: B018 (decrypting it is the check)
+        except crypto.KeyUnreadable:
+            return KeyStatus.UNREADABLE
+        return KeyStatus.OK
+
+    @property
+    def picwish_key_ending(self) -> str:
+        """All staff may see of the key: the last four characters of a readable key that is
+        long enough to keep the rest unknown, else ""."""
+        if self.picwish_key_status != KeyStatus.OK:
+            return ""
+        key = self.picwish_key
+        return key[-KEY_HINT_LENGTH:] if len(key) > 2 * KEY_HINT_LENGTH else ""
 
     def set_picwish_key(self, key: str) -> None:
-        self.picwish_key_encrypted = crypto.encrypt(key.strip())
+        """Store a new key ("" removes it); surrounding whitespace is dropped. Raises
+        ValidationError, keeping the stored key, when it cannot be sent in an HTTP header."""
+        key = key.strip()
+        validate_picwish_key(key)
+        self.picwish_key_encrypted = crypto.encrypt(key)
         self.key_paused_at = None
 
     @property

@@ -196,10 +196,11 @@ def _read_tat(fd: int, key_id: str, now: float) -> float:
 
 
 def limiter_for_settings() -> RateLimiter:
-    """Redis when PICWISH_RATE_LIMIT_URL or the broker is Redis, else a folder in VAR_DIR."""
-    for url in (getattr(settings, "PICWISH_RATE_LIMIT_URL", ""), settings.CELERY_BROKER_URL):
-        if url.startswith(REDIS_SCHEMES):
-            return _redis_limiter(url)
+    """The Redis at PICWISH_RATE_LIMIT_URL when it is set, else the broker when it is Redis,
+    else a folder in VAR_DIR."""
+    url = settings.PICWISH_RATE_LIMIT_URL or settings.CELERY_BROKER_URL
+    if url.startswith(REDIS_SCHEMES):
+        return _redis_limiter(url)
     return _file_limiter(Path(settings.VAR_DIR) / "ratelimit")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from restorations.engines.ratelimit import REDIS_KEY_PREFIX, REDIS_SCHEMES, key_id_for
+from restorations.picwish.ratelimit import REDIS_KEY_PREFIX, REDIS_SCHEMES, key_id_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTROLLED_PREFIXES = ("DJANGO_", "DESK_", "DATABASE_", "CELERY_", "PICWISH_")
@@ -30,7 +30,7 @@ BOOK_ONE_SLOT = """
 import sys
 import django
 django.setup()
-from restorations.engines import ratelimit
+from restorations.picwish import ratelimit
 limiter = ratelimit.limiter_for_settings()
 limiter.try_acquire(ratelimit.key_id_for(sys.argv[1]), qps=0.01)
 print(type(limiter).__name__)

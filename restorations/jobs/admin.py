@@ -58,16 +58,17 @@ class TaskAdmin(admin.ModelAdmin):
     ]
     list_filter = [StateFilter, "engine", "operation"]
     search_fields = ["public_id", "remote_task_id", "upload__original_name"]
-    raw_id_fields = ["upload", "retry_of"]
-    readonly_fields = [
-        "public_id",
-        "state_label",
-        "state_reason",
-        "created_at",
-        "updated_at",
-        "last_response",
-    ]
     inlines = [TaskEventInline]
+    # Only the review note is edited here; everything else is written by the pipeline, and
+    # state changes only through restorations.jobs.transitions.
+    editable_fields = ["review_note"]
+
+    def has_add_permission(self, request):
+        return False  # tasks come from uploads, the command line and retries
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [f.name for f in Task._meta.fields if f.name not in self.editable_fields]
+        return [*fields, "state_label", "state_reason"]
 
     @admin.display(description="state label")
     def state_label(self, task):

@@ -2,17 +2,18 @@
 task whose `next_poll_at` is due, whichever engine it is on.
 
 PicWish work (sends, polls, fetches) is booked with the key's rate limiter by
-`restorations.picwish.flow.dispatch`; a local task is due only when its message or its worker
-was lost, and is queued again; a send whose worker died is taken back.
+`restorations.picwish.dispatch`; a local task is due only when its message or its worker was
+lost, and is queued again; a send whose worker died is taken back.
 """
 
 from django.db.models import Q
 from django.utils import timezone
 
-from restorations.jobs import local_runs, services
+from restorations.jobs import local_runs
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.states import State
-from restorations.picwish import flow
+from restorations.picwish import dispatch as picwish_dispatch
+from restorations.picwish import send
 
 BATCH = 200
 
@@ -29,8 +30,8 @@ def dispatch_due() -> int:
     count = 0
     for task in due:
         if task.state == State.SENDING:
-            services.take_back(task, State.WAITING_TO_SEND, now, "Sending was interrupted")
+            send.take_back(task, now)
         else:
             local_runs.take_back(task, now)
         count += 1
-    return count + flow.dispatch(now)
+    return count + picwish_dispatch.dispatch(now, batch=BATCH)

@@ -1,8 +1,8 @@
 """Running tasks on the built-in engine: claim, progress, result, and taking back lost runs.
 
-A local task is born queued (state 0) and its message to the `local_engine` queue is sent when
-the upload commits: one hop, no external call to wait for. The dispatcher sends it again only
-if that message or its worker was lost.
+A local task is born queued (state 0) and its message to the `local_engine` queue leaves when
+the upload commits (`transitions.create`): one hop, no external call to wait for. The
+dispatcher sends it again only if that message or its worker was lost.
 """
 
 import hashlib
@@ -14,8 +14,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from restorations.engines import local
-from restorations.jobs import queue, services
-from restorations.jobs.models import Engine, EventKind, Task, TaskEvent
+from restorations.jobs import queue, services, transitions
+from restorations.jobs.models import Engine, Task
 from restorations.jobs.states import State
 
 log = logging.getLogger(__name__)
@@ -32,25 +32,20 @@ class _Canceled(Exception):
 
 def run(task_pk: int) -> None:
     """Claim a queued local task (0 → 4), restore its photo and save the result."""
-    now = timezone.now()
-    claimed = Task.objects.filter(pk=task_pk, state=State.QUEUED, engine=Engine.LOCAL).update(
-        state=State.PROCESSING,
+    lease = timezone.now() + RUN_LEASE
+    task = transitions.claim(
+        task_pk,
+        State.QUEUED,
+        State.PROCESSING,
+        where={"engine": Engine.LOCAL},
+        message="The built-in engine started",
         progress=0,
         attempts=F("attempts") + 1,
-        lease_expires_at=now + RUN_LEASE,
-        next_poll_at=now + RUN_LEASE,
-        updated_at=now,
+        lease_expires_at=lease,
+        next_poll_at=lease,
     )
-    if not claimed:
+    if task is None:
         return
-    task = Task.objects.select_related("upload", "team").get(pk=task_pk)
-    TaskEvent.objects.create(
-        task=task,
-        kind=EventKind.STATE_CHANGED,
-        from_state=State.QUEUED,
-        to_state=State.PROCESSING,
-        message="The built-in engine started",
-    )
 
     def report(percent: int) -> None:
         lease = timezone.now() + RUN_LEASE
@@ -78,7 +73,7 @@ def run(task_pk: int) -> None:
 
 
 def _save_result(task: Task, result: local.LocalResult) -> bool:
-    if not services.move(task, State.SAVING_RESULT, expect=State.PROCESSING, progress=100):
+    if not transitions.move(task, State.SAVING_RESULT, expect=State.PROCESSING, progress=100):
         return False
     return services.store_result(
         task,
@@ -108,6 +103,6 @@ def take_back(task: Task, now) -> None:
         State.QUEUED,
         now,
         "The built-in engine did not finish; queued again",
-        next_poll_at=now + services.QUEUE_WATCHDOG,
+        next_poll_at=now + transitions.LOCAL_QUEUE_WATCHDOG,
     ):
         queue.send(queue.RUN_LOCAL, task.pk)

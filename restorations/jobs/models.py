@@ -3,7 +3,6 @@ from pathlib import PurePath
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from restorations.accounts.models import Team
@@ -12,7 +11,7 @@ from restorations.jobs.operations import Operation, spec_for
 from restorations.jobs.states import State
 
 # Tasks something still has to happen to: the dispatcher's and the poller's working set.
-ACTIVE = Q(state__gte=0) & ~Q(state=State.COMPLETED)
+ACTIVE = states.IN_PROGRESS
 
 
 def original_path(upload: "Upload", filename: str) -> str:
@@ -27,6 +26,13 @@ def result_path(task: "Task", filename: str) -> str:
 class Engine(models.TextChoices):
     PICWISH = "picwish", _("PicWish")
     LOCAL = "local", _("Built-in engine")
+
+    @classmethod
+    def for_team(cls, team) -> "Engine":
+        """PicWish when the team or the site has a key; otherwise the built-in engine."""
+        if team.has_own_picwish_key or settings.PICWISH_API_KEY:
+            return cls.PICWISH
+        return cls.LOCAL
 
 
 class Upload(models.Model):
@@ -113,6 +119,12 @@ class Task(models.Model):
     result_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     result_width = models.PositiveIntegerField(null=True, blank=True)
     result_height = models.PositiveIntegerField(null=True, blank=True)
+    # What PicWish reported with state 1, for the fetch: the result's URL (base64 when the
+    # return type is 2), how it is returned and its size in pixels, and when the URL expires.
+    upstream_result = models.TextField(_("result at PicWish"), blank=True)
+    upstream_result_type = models.PositiveSmallIntegerField(null=True, blank=True)
+    upstream_result_width = models.PositiveIntegerField(null=True, blank=True)
+    upstream_result_height = models.PositiveIntegerField(null=True, blank=True)
     result_url_expires_at = models.DateTimeField(null=True, blank=True)
 
     failure_code = models.IntegerField(null=True, blank=True)

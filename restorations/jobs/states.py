@@ -9,6 +9,7 @@ read this module; nothing else maps codes to words.
 from dataclasses import dataclass
 
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -58,6 +59,27 @@ class State(models.IntegerChoices):
     DEADLINE_PASSED = -105, _("No answer in time")
     SERVICE_ERROR = -106, _("Service error")
     UPSTREAM_LOST = -107, _("Task lost by PicWish")
+    NOT_SENT = -108, _("Could not be sent")
+    RESULT_TOO_LARGE = -109, _("Result too large")
+
+
+# The sign rule, stated once: 1 is success, below 0 failure, anything else in progress.
+
+
+def is_failure(code: int) -> bool:
+    return code < 0
+
+
+def is_final(code: int) -> bool:
+    return code == State.COMPLETED or is_failure(code)
+
+
+def is_in_progress(code: int) -> bool:
+    return not is_final(code)
+
+
+# The same rule as a query: the tasks something still has to happen to.
+IN_PROGRESS = Q(state__gte=0) & ~Q(state=State.COMPLETED)
 
 
 @dataclass(frozen=True)
@@ -75,11 +97,11 @@ class StateInfo:
 
     @property
     def is_failure(self) -> bool:
-        return self.code < 0
+        return is_failure(self.code)
 
     @property
     def is_in_progress(self) -> bool:
-        return self.code >= 0 and self.code != State.COMPLETED
+        return is_in_progress(self.code)
 
     @property
     def retried_automatically(self) -> bool:
@@ -311,18 +333,32 @@ _TABLE = [
         True,
         Category.PROVIDER,
     ),
+    _entry(
+        State.NOT_SENT,
+        "The photo could not be sent for restoration, although we tried several times.",
+        "Press Retry; if it keeps failing, tell an administrator.",
+        True,
+        Category.PROVIDER,
+    ),
+    _entry(
+        State.RESULT_TOO_LARGE,
+        "The restored photo the service returned is larger than this site can store.",
+        "Try a smaller photo or a smaller enlargement.",
+        False,
+        Category.PROVIDER,
+    ),
 ]
 STATES: dict[int, StateInfo] = {info.code: info for info in _TABLE}
 
 # Codes at which nothing more will happen to a task.
-FINAL_CODES = frozenset(code for code in STATES if code == State.COMPLETED or code < 0)
+FINAL_CODES = frozenset(code for code in STATES if is_final(code))
 
 
 def describe(code: int) -> StateInfo:
     """The entry for a code; codes nobody has documented get a generic entry naming the code."""
     if code in STATES:
         return STATES[code]
-    if code < 0:
+    if is_failure(code):
         return StateInfo(
             code,
             f"Failed (code {code})",
@@ -339,7 +375,3 @@ def describe(code: int) -> StateInfo:
         False,
         Category.IN_PROGRESS,
     )
-
-
-def is_final(code: int) -> bool:
-    return code == State.COMPLETED or code < 0

@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -16,6 +17,11 @@ from typing import BinaryIO
 import httpx
 
 TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=60.0, pool=5.0)
+# httpx's timeouts bound each network operation, not a whole request: a create also stops once
+# its upload has taken this long (a 30 MB photo, PicWish's largest, at 256 kB/s).
+UPLOAD_SECONDS = 120.0
+# The longest a create can take: a connection, the upload, and the wait for the answer.
+MAX_CREATE_SECONDS = TIMEOUT.pool + TIMEOUT.connect + UPLOAD_SECONDS + TIMEOUT.read
 DOWNLOAD_CHUNK = 256 * 1024
 URL_RESULT, BASE64_RESULT = 1, 2
 
@@ -52,6 +58,10 @@ class RateLimited(PicWishError):  # 429: over the account's requests per second
 
 class ServerError(PicWishError):  # 5xx, an unknown status, or a body we cannot read
     pass
+
+
+class ResultTooLarge(PicWishError):
+    """The result is larger than the caller accepts; the download stopped there."""
 
 
 class TransportError(PicWishError):
@@ -165,12 +175,16 @@ class PicWishClient:
     ) -> Created:
         fields = {k: v for k, v in options.items() if v != ""}
         fields.update(sync="0", return_type=str(return_type))
-        response = self._send(
-            "POST",
-            f"/api/tasks/visual/{endpoint}",
-            data=fields,
-            files={"image_file": (filename, image, "application/octet-stream")},
-        )
+        upload = _BoundedUpload(image, UPLOAD_SECONDS)
+        try:
+            response = self._send(
+                "POST",
+                f"/api/tasks/visual/{endpoint}",
+                data=fields,
+                files={"image_file": (filename, upload, "application/octet-stream")},
+            )
+        except _UploadTooSlow as exc:
+            raise TransportError(str(exc), maybe_received=False) from exc
         data = _check(response)
         task_id = str(data.get("task_id") or "")
         if not task_id:
@@ -198,31 +212,6 @@ class PicWishClient:
             raw=response.text,
         )
 
-    def download(self, image: str, return_type: int, destination: BinaryIO) -> Downloaded:
-        """Write the result to `destination` as PicWish served it, chunk by chunk."""
-        digest, size = hashlib.sha256(), 0
-        for chunk in self._result_chunks(image, return_type):
-            destination.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-        if size == 0:
-            raise ServerError(200, "the result is empty")
-        return Downloaded(digest.hexdigest(), size)
-
-    def _result_chunks(self, image: str, return_type: int):
-        if return_type == BASE64_RESULT:
-            yield from _base64_chunks(image)
-            return
-        try:
-            # The result URL is PicWish's storage, not the API: no key is sent there.
-            with httpx.stream("GET", image, timeout=self._http.timeout) as response:
-                if response.status_code != 200:
-                    error = NotFound if response.status_code in (403, 404, 410) else ServerError
-                    raise error(response.status_code, "the result could not be downloaded")
-                yield from response.iter_bytes(DOWNLOAD_CHUNK)
-        except httpx.TransportError as exc:
-            raise TransportError(f"result download failed: {exc}", maybe_received=True) from exc
-
     def _send(self, method: str, url: str, **kwargs) -> httpx.Response:
         try:
             return self._http.request(method, url, **kwargs)
@@ -230,6 +219,58 @@ class PicWishClient:
             raise TransportError(f"could not reach PicWish: {exc}", maybe_received=False) from exc
         except httpx.TransportError as exc:
             raise TransportError(f"PicWish did not answer: {exc}", maybe_received=True) from exc
+
+
+class _UploadTooSlow(Exception):
+    pass
+
+
+class _BoundedUpload:
+    """A file whose reads fail once `seconds` have passed since the first: httpx reads the
+    upload from it as it sends, so this bounds the upload's total time."""
+
+    def __init__(self, file: BinaryIO, seconds: float):
+        self._file, self._seconds, self._started = file, seconds, None
+
+    def read(self, size: int = -1) -> bytes:
+        now = time.monotonic()
+        self._started = self._started or now
+        if now - self._started > self._seconds:
+            raise _UploadTooSlow(f"the upload took longer than {self._seconds:.0f} s")
+        return self._file.read(size)
+
+    def __getattr__(self, name):  # seek, tell, name, ...: httpx sizes and rewinds the file
+        return getattr(self._file, name)
+
+
+def download(image: str, return_type: int, destination: BinaryIO, *, max_bytes: int) -> Downloaded:
+    """Write a result to `destination` as PicWish served it, chunk by chunk; raises
+    ResultTooLarge, having written at most `max_bytes`, for a larger result."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in _result_chunks(image, return_type):
+        size += len(chunk)
+        if size > max_bytes:
+            raise ResultTooLarge(200, f"the result is over {max_bytes} bytes")
+        destination.write(chunk)
+        digest.update(chunk)
+    if size == 0:
+        raise ServerError(200, "the result is empty")
+    return Downloaded(digest.hexdigest(), size)
+
+
+def _result_chunks(image: str, return_type: int):
+    if return_type == BASE64_RESULT:
+        yield from _base64_chunks(image)
+        return
+    try:
+        # The result URL is PicWish's storage, not the API: no key is sent there.
+        with httpx.stream("GET", image, timeout=TIMEOUT) as response:
+            if response.status_code != 200:
+                error = NotFound if response.status_code in (403, 404, 410) else ServerError
+                raise error(response.status_code, "the result could not be downloaded")
+            yield from response.iter_bytes(DOWNLOAD_CHUNK)
+    except httpx.TransportError as exc:
+        raise TransportError(f"result download failed: {exc}", maybe_received=True) from exc
 
 
 def _base64_chunks(text: str):

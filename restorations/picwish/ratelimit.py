@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 # Slots are spread 5% wider than 1/qps, so at 2 QPS three consecutive requests span 1.05 s: a
 # request may reach PicWish up to 50 ms later than the one two after it (scheduling and network
 # jitter between processes) and the window still holds at most qps. It costs 5% of the
-# throughput. Senders keep their part of the jitter under 20 ms (picwish_flow.LATE_FOR_SLOT);
+# throughput. Senders keep their part of the jitter under 20 ms (accounts.LATE_FOR_SLOT);
 # see docs/rate-limiting.md for what was measured.
 SAFETY = 0.05
 ADMIT_HORIZON = 1.0  # seconds ahead the poller may book slots for

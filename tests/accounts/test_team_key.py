@@ -11,7 +11,6 @@ from django.urls import reverse
 from restorations.accounts import crypto
 from restorations.accounts.models import Team
 from restorations.jobs.models import Engine
-from restorations.jobs.services import engine_for
 
 KEY = "pw-live-7c1e9a2b4d"
 
@@ -91,7 +90,7 @@ def test_an_unreadable_key_still_counts_as_the_teams_own(unreadable_team, settin
     """Never a silent fall-back: not to the site's key, not to the built-in engine."""
     settings.PICWISH_API_KEY = ""
     assert unreadable_team.has_own_picwish_key
-    assert engine_for(unreadable_team) == Engine.PICWISH
+    assert Engine.for_team(unreadable_team) == Engine.PICWISH
 
 
 def test_the_admin_shows_staff_an_unreadable_key(unreadable_team, admin_client):

@@ -52,6 +52,8 @@ OWN_CODES = {
     -105: ("transient", "failure", True),  # no answer before the deadline
     -106: ("provider", "failure", True),  # service error
     -107: ("provider", "failure", True),  # task lost by PicWish
+    -108: ("provider", "failure", True),  # could not be sent
+    -109: ("provider", "failure", False),  # result too large
 }
 
 ALL_CODES = {**PICWISH_CODES, **OWN_CODES}
@@ -89,6 +91,8 @@ REASON_KEYWORDS = {
     -105: ("did not finish", "in time"),
     -106: ("kept failing",),
     -107: ("no longer knows",),
+    -108: ("could not be sent",),
+    -109: ("larger than",),
 }
 
 # Words that mean nothing to the people reading the pages.
@@ -332,7 +336,7 @@ def test_final_codes_are_success_and_the_failures():
     expected = {
         1,
         *(-17, -16, -15, -14, -13, -11, -10, -9, -8, -7, -5, -3, -2, -1),
-        *(-101, -102, -103, -104, -105, -106, -107),
+        *(-101, -102, -103, -104, -105, -106, -107, -108, -109),
     }
     assert set(states.FINAL_CODES) == expected
     assert expected == FAILURES | {1}

@@ -9,8 +9,8 @@ from django.utils import timezone
 from restorations.jobs import queue
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.states import State
-from restorations.picwish import flow as picwish_flow
-from restorations.picwish.flow import LATER_POLL_SLACK, _booking_order
+from restorations.picwish import dispatch as picwish_dispatch
+from restorations.picwish.dispatch import LATER_POLL_SLACK, _booking_order
 from tests.factories import scale_tasks
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,7 @@ def test_a_poll_due_before_the_next_tick_is_booked_now_for_its_due_time(studio, 
         queue, "send", lambda name, pk, lease, slot_at: handed_out.append((name, pk, slot_at))
     )
 
-    assert picwish_flow.dispatch(timezone.now()) == 1
+    assert picwish_dispatch.dispatch(timezone.now(), batch=200) == 1
 
     [(name, pk, slot_at)] = handed_out
     assert name == queue.PICWISH_POLL and pk == soon.pk

@@ -112,16 +112,26 @@ def test_a_failed_task_is_a_success_answer_with_a_negative_state():
 def test_base64_results_are_decoded_in_slices_and_hashed():
     payload = bytes(range(256)) * 5000
     out = io.BytesIO()
-    downloaded = _client(lambda r: _json(500, {})).download(
-        base64.b64encode(payload).decode(), picwish.BASE64_RESULT, out
+    downloaded = picwish.download(
+        base64.b64encode(payload).decode(), picwish.BASE64_RESULT, out, max_bytes=len(payload)
     )
     assert out.getvalue() == payload
     assert downloaded == picwish.Downloaded(hashlib.sha256(payload).hexdigest(), len(payload))
 
 
+def test_a_result_over_the_byte_cap_stops_there():
+    payload = bytes(1000)
+    out = io.BytesIO()
+    with pytest.raises(picwish.ResultTooLarge):
+        picwish.download(
+            base64.b64encode(payload).decode(), picwish.BASE64_RESULT, out, max_bytes=999
+        )
+    assert len(out.getvalue()) <= 999
+
+
 def test_invalid_base64_is_a_server_error():
     with pytest.raises(picwish.ServerError):
-        _client(lambda r: _json(500, {})).download("@@@@", picwish.BASE64_RESULT, io.BytesIO())
+        picwish.download("@@@@", picwish.BASE64_RESULT, io.BytesIO(), max_bytes=1024)
 
 
 def test_connection_refused_means_nothing_was_received():

@@ -9,6 +9,7 @@ from restorations.accounts.models import (
     User,
     validate_picwish_key,
 )
+from restorations.jobs.services import resume_waiting_tasks
 
 admin.site.register(User, UserAdmin)
 
@@ -86,8 +87,6 @@ class TeamAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if form.cleaned_data.get("new_picwish_key") or form.cleaned_data.get("clear_picwish_key"):
-            from restorations.jobs.services import resume_waiting_tasks
-
             resume_waiting_tasks(obj)
 
     @admin.display(description="PicWish key")

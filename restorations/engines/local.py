@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from restorations.engines.formats import EXTENSIONS
+
 # Each worker process runs one image at a time and the worker runs a process per core, so
 # OpenCV's own thread pool would only oversubscribe the cores and stall the other processes.
 cv2.setNumThreads(1)
@@ -27,7 +29,6 @@ SCALE_MAX_EDGE = 8192
 SCALE_PRO_MAX_EDGE = 4096
 AUTO_SCALE_MAX_EDGE = 2048
 
-_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 _FORMAT_ALIASES = {"JPG": "JPEG", "JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP"}
 # Upload formats PicWish accepts; limiting Pillow to these keeps rarely used decoders away
 # from untrusted files. (Multi-picture camera JPEGs are opened by the JPEG plugin.)
@@ -117,7 +118,7 @@ def encode(image: np.ndarray, fmt: str) -> bytes:
         "PNG": [],
         "WEBP": [cv2.IMWRITE_WEBP_QUALITY, WEBP_QUALITY],
     }[name]
-    ok, buffer = cv2.imencode(_EXTENSIONS[name], _as_bgr(image), params)
+    ok, buffer = cv2.imencode(EXTENSIONS[name], _as_bgr(image), params)
     if not ok:
         raise ValueError(f"OpenCV could not encode the image as {name}.")
     return buffer.tobytes()
@@ -133,7 +134,7 @@ def restore(
 
     `progress` receives a few increasing percentages as stages finish, ending with 100.
     """
-    handler = _OPERATIONS.get(operation)
+    handler = OPERATIONS.get(operation)
     if handler is None:
         raise ValueError(f"Unknown operation: {operation!r}")
     report = _ProgressReporter(progress)
@@ -150,7 +151,7 @@ def run(
     source_format: str = "JPEG",
 ) -> LocalResult:
     """Decode, restore and encode one uploaded file."""
-    if operation not in _OPERATIONS:
+    if operation not in OPERATIONS:
         raise ValueError(f"Unknown operation: {operation!r}")
     fmt = _result_format(operation, options, source_format)
     report = _ProgressReporter(progress)
@@ -160,7 +161,7 @@ def run(
     encoded = encode(restored, fmt)
     report(100)
     height, width = restored.shape[:2]
-    return LocalResult(encoded, fmt, _EXTENSIONS[fmt], width, height)
+    return LocalResult(encoded, fmt, EXTENSIONS[fmt], width, height)
 
 
 # --- operations -------------------------------------------------------------------------
@@ -243,7 +244,7 @@ def _correct(
     return _equalize_lightness(_auto_levels(image), 1.5)
 
 
-_OPERATIONS: dict[str, Callable[[np.ndarray, Mapping[str, str], _ProgressReporter], np.ndarray]] = {
+OPERATIONS: dict[str, Callable[[np.ndarray, Mapping[str, str], _ProgressReporter], np.ndarray]] = {
     "restoration-old-photo": _restore_old_photo,
     "scale": _scale,
     "scale-pro": _scale_pro,

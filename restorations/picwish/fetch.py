@@ -13,10 +13,10 @@ from django.core.files import File
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
+from restorations.engines.formats import EXTENSIONS
 from restorations.jobs import services, transitions
 from restorations.jobs.models import EventKind, Task
 from restorations.jobs.states import State
-from restorations.jobs.validation import EXTENSIONS
 from restorations.picwish import client, leases
 
 RESULT_MAX_BYTES = 200 * 1024 * 1024

@@ -16,10 +16,10 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from restorations.engines.formats import EXTENSIONS
 from restorations.jobs import transitions
 from restorations.jobs.models import EventKind, Task
 from restorations.jobs.states import State
-from restorations.jobs.validation import EXTENSIONS
 from restorations.picwish import accounts, client, leases, planning
 
 log = logging.getLogger(__name__)

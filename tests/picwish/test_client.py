@@ -8,6 +8,7 @@ import base64
 import hashlib
 import io
 import json
+import time
 
 import httpx
 import pytest
@@ -150,3 +151,32 @@ def test_a_lost_answer_may_have_been_received():
     with pytest.raises(picwish.TransportError) as raised:
         _client(time_out).create("scale", {}, io.BytesIO(b"x"), "a.png")
     assert raised.value.maybe_received is True
+
+
+class _SlowFile(io.BytesIO):
+    """A photo read from storage that delivers each chunk slowly."""
+
+    def read(self, size=-1):
+        time.sleep(0.05)
+        return super().read(min(size, 1024) if size and size > 0 else 1024)
+
+
+def test_an_upload_slower_than_its_budget_is_stopped(monkeypatch):
+    monkeypatch.setattr(picwish, "UPLOAD_SECONDS", 0.2)
+
+    def handler(request):
+        request.read()  # the transport sends the whole body, as a real one would
+        return _json(200, {"status": 200, "data": {"task_id": "t-1"}})
+
+    started = time.monotonic()
+    with pytest.raises(picwish.TransportError) as raised:
+        _client(handler).create("scale", {}, _SlowFile(bytes(64 * 1024)), "p.png")
+    assert not raised.value.maybe_received  # PicWish never saw a whole request
+    assert time.monotonic() - started < 2.0
+
+
+def test_the_longest_create_is_bounded_by_the_timeouts_and_the_upload_budget():
+    t = picwish.TIMEOUT
+    assert t.pool + t.connect + picwish.UPLOAD_SECONDS + t.read == picwish.MAX_CREATE_SECONDS
+    # PicWish's largest photo (30 MB) fits the upload budget at a slow 256 kB/s.
+    assert picwish.UPLOAD_SECONDS >= 30 * 1024 / 256

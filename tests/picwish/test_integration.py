@@ -8,19 +8,23 @@ end in the right Task state with the state table's words.
 import hashlib
 import json
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from config.celery_app import app as celery_app
+from restorations.accounts import crypto
 from restorations.engines.emulator import EmulatorConfig, PicWishEmulator
-from restorations.jobs import services
+from restorations.jobs import services, transitions
 from restorations.jobs.dispatch import dispatch_due
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.states import STATES, Category, State, describe
+from restorations.picwish import client, leases, send
 from tests.factories import login_in_team, photo_upload
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -272,3 +276,78 @@ def test_polls_are_planned_not_fired_every_second(emulator, studio, alice):
     assert task.state == State.COMPLETED
     assert task.poll_count <= 3
     assert task.finished_at - task.submitted_at < timezone.timedelta(seconds=6)
+
+
+def _creates(emulator) -> int:
+    return sum(emulator.counters().get("create", {}).values())
+
+
+def test_an_unreadable_key_is_never_sent_and_its_tasks_wait(emulator, studio, alice, settings):
+    studio.set_picwish_key(KEY)
+    studio.save()
+    settings.FIELD_ENCRYPTION_KEY = Fernet.generate_key().decode()  # the key was rotated
+    task = create(studio, alice)
+    assert task.engine == Engine.PICWISH  # a stored key never falls back to another engine
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        dispatch_due()
+        time.sleep(0.05)
+    task.refresh_from_db()
+    assert task.state == State.WAITING_TO_SEND and task.attempts == 0
+    assert task.next_poll_at > timezone.now()  # tried again after the pause probe
+    assert _creates(emulator) == 0 and emulator.counters()["poll"] == {}
+
+
+@pytest.mark.parametrize("breakage", ["missing original", "key not sendable"])
+def test_a_send_that_keeps_failing_for_other_reasons_ends_with_a_reason(
+    emulator, studio, alice, breakage
+):
+    task = create(studio, alice)
+    if breakage == "missing original":
+        task.upload.file.delete(save=False)
+    else:  # stored before keys were checked on saving
+        studio.picwish_key_encrypted = crypto.encrypt("clé-ünicode")
+        studio.save()
+    drive(task, seconds=30)
+    assert task.state == State.NOT_SENT, task.failure_message
+    assert task.attempts == leases.MAX_FAULTS
+    assert f"{leases.MAX_FAULTS} times in a row" in task.failure_message
+    assert _creates(emulator) == 0
+
+
+def _answer_after_a_take_back(monkeypatch, *, sent_again: bool):
+    """PicWish answers a create only after the dispatcher took the send back (its lease ran
+    out) and, if `sent_again`, after another worker claimed the task to send it again."""
+    real_create = client.PicWishClient.create
+
+    def slow_create(self, *args, **kwargs):
+        created = real_create(self, *args, **kwargs)
+        task = Task.objects.get(state=State.SENDING)
+        send.take_back(task, task.lease_expires_at + timedelta(seconds=1))
+        if sent_again:
+            transitions.claim(task.pk, State.WAITING_TO_SEND, State.SENDING)
+        monkeypatch.setattr(client.PicWishClient, "create", real_create)
+        return created
+
+    monkeypatch.setattr(client.PicWishClient, "create", slow_create)
+
+
+def test_a_late_create_answer_is_adopted_and_the_photo_sent_once(
+    emulator, studio, alice, monkeypatch
+):
+    _answer_after_a_take_back(monkeypatch, sent_again=False)
+    task = create(studio, alice)
+    drive(task)
+    assert task.state == State.COMPLETED, task.failure_message
+    assert _creates(emulator) == 1  # PicWish ran (and billed) the photo once
+    assert task.events.filter(message__contains="created after the send was given up").exists()
+
+
+def test_a_late_create_answer_for_a_task_sent_again_is_recorded_with_its_id(
+    emulator, studio, alice, monkeypatch
+):
+    _answer_after_a_take_back(monkeypatch, sent_again=True)
+    task = create(studio, alice)
+    drive(task, until=lambda: _creates(emulator) == 1 and task.state == State.SENDING)
+    [remote_id] = emulator.counters()["tasks"]
+    assert task.events.filter(kind="error", message__contains=remote_id).exists()

@@ -14,12 +14,13 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
 from restorations.accounts.models import Role, Team, User
+from restorations.engines.formats import EXTENSIONS
 from restorations.jobs import services
 from restorations.jobs.access import require_write
 from restorations.jobs.models import Task
 from restorations.jobs.operations import SPECS, Operation, OperationSpec, clean_options, spec_for
 from restorations.jobs.states import State
-from restorations.jobs.validation import EXTENSIONS, CheckedImage, check_image
+from restorations.jobs.validation import CheckedImage, check_image
 
 # A folder's files are taken only with these endings; a file named on its own is always checked.
 IMAGE_SUFFIXES = frozenset(EXTENSIONS.values()) | {".jpeg", ".tiff"}

@@ -1,0 +1,57 @@
+"""Sending, without PicWish: the send lease and the bound on failed sends."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from restorations.jobs.models import Engine, Task
+from restorations.jobs.states import State
+from restorations.picwish import accounts, client, leases, send
+from tests.factories import scale_tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_send_lease_outlasts_the_slowest_send_the_client_allows(settings):
+    settings.PICWISH_LEASE_SECONDS = 60  # the default, shorter than a slow 30 MB upload
+    slowest = accounts.ACQUIRE_TIMEOUT + client.MAX_CREATE_SECONDS
+    assert leases.send_lease_length() > timedelta(seconds=slowest)
+    settings.PICWISH_LEASE_SECONDS = 3600
+    assert leases.send_lease_length() == timedelta(seconds=3600)
+
+
+def _sending(team, user, *, faults: int) -> Task:
+    [task] = scale_tasks(team, user, 1)
+    past = timezone.now() - timedelta(seconds=1)
+    Task.objects.filter(pk=task.pk).update(
+        engine=Engine.PICWISH, state=State.SENDING, fault_count=faults, lease_expires_at=past
+    )
+    task.refresh_from_db()
+    return task
+
+
+def test_a_send_taken_back_waits_to_be_sent_again(studio, alice):
+    task = _sending(studio, alice, faults=0)
+    send.take_back(task, timezone.now())
+    task.refresh_from_db()
+    assert task.state == State.WAITING_TO_SEND and task.fault_count == 1
+    assert task.events.filter(kind="error", from_state=State.SENDING).exists()
+
+
+def test_sends_taken_back_too_often_fail_with_a_reason(studio, alice):
+    task = _sending(studio, alice, faults=leases.MAX_FAULTS - 1)
+    send.take_back(task, timezone.now())
+    task.refresh_from_db()
+    assert task.state == State.NOT_SENT and task.is_final
+    assert str(leases.MAX_FAULTS) in task.failure_message
+    assert task.state_info.retry_can_help
+
+
+def test_a_send_whose_lease_still_holds_is_left_alone(studio, alice):
+    task = _sending(studio, alice, faults=0)
+    Task.objects.filter(pk=task.pk).update(lease_expires_at=timezone.now() + timedelta(minutes=1))
+    task.refresh_from_db()
+    send.take_back(task, timezone.now())
+    task.refresh_from_db()
+    assert task.state == State.SENDING

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.celery_app import app as celery_app
-from restorations.engines.emulator import EmulatorConfig, PicWishEmulator
+from emulator import EmulatorConfig, PicWishEmulator
 from restorations.jobs import services
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.states import STATES, Category, State, describe

@@ -65,7 +65,7 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, bytes]:
     if kind != b"multipart/form-data" or not boundary:
         raise BadRequest(400, "The body must be multipart/form-data with a boundary.")
     fields: dict[str, bytes] = {}
-    ended = []
+    ended: list[bool] = []  # on_end is called once the closing boundary is read
 
     def on_field(field: Field) -> None:
         fields[_name(field.field_name)] = field.value or b""
@@ -81,10 +81,9 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, bytes]:
             "multipart/form-data",
             on_field,
             on_file,
-            lambda: ended.append(True),
-            boundary,
-            None,
-            config,
+            on_end=lambda: ended.append(True),
+            boundary=boundary,
+            config=config,
         )
         parser.write(body)
         parser.finalize()

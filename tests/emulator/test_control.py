@@ -51,9 +51,8 @@ def test_script_over_http_and_its_validation(emulator, client):
 
 
 def test_a_poll_reports_the_configured_progress_curve(emulator, client):
-    assert control(emulator, "config", {"progress_curve": "plateaus"}).json()["progress_curve"] == (
-        "plateaus"
-    )
+    answer = control(emulator, "config", {"progress_curve": "plateaus"})
+    assert answer.json()["progress_curve"] == "plateaus"
     emulator.script(outcomes=[{"state": 1, "duration": 1.0}])
     final, seen = wait_final(client, created_id(create(client)))
     plateau = {2: {10}, 4: {40, 60}, 6: {40, 60}, 5: {90}, 0: {0}, 3: {0}}

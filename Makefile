@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format clean venv bench-poller
+.PHONY: run test lint format clean venv bench-poller emulator
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,8 @@ clean:
 
 bench-poller: $(STAMP)
 	$(PY) benchmarks/bench_poller.py $(BENCH_ARGS)
+
+# The PicWish emulator (docs/emulator.md), e.g. make emulator EMULATOR_ARGS="--qps 1 --seed 3".
+EMULATOR_PORT ?= 8100
+emulator: $(STAMP)
+	$(PY) -m emulator --port $(EMULATOR_PORT) $(EMULATOR_ARGS)

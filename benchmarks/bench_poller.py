@@ -109,8 +109,8 @@ class Run:
         self.emulator_url = f"http://127.0.0.1:{port}"
         self.start(
             PYTHON,
-            "manage.py",
-            "picwish_emulator",
+            "-m",
+            "emulator",
             "--port",
             str(port),
             "--qps",

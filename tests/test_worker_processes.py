@@ -17,7 +17,7 @@ import pytest
 import redis
 from django.db import connection
 
-from restorations.engines.emulator import EmulatorConfig, PicWishEmulator
+from emulator import EmulatorConfig, PicWishEmulator
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
 from tests.factories import scale_tasks

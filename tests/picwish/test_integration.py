@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.celery_app import app as celery_app
+from emulator import EmulatorConfig, PicWishEmulator
 from restorations.accounts import crypto
-from restorations.engines.emulator import EmulatorConfig, PicWishEmulator
 from restorations.jobs import services, transitions
 from restorations.jobs.dispatch import dispatch_due
 from restorations.jobs.models import Engine, Task

@@ -1,114 +1,37 @@
-"""The PicWish emulator, driven over real loopback HTTP like the project's client drives PicWish."""
+"""The emulator over real loopback HTTP: auth, a task's life, QPS, expiry, failures, faults."""
 
 import base64
 import io
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
+from emulator import DEFAULT_FAILURE_CODES, MB, EmulatorConfig, PicWishEmulator, is_final
 from restorations.engines import local
-from restorations.engines.emulator import (
-    DEFAULT_FAILURE_CODES,
-    MB,
-    EmulatorConfig,
-    OverlapTracker,
-    PicWishEmulator,
-    RateLimiter,
-    _BadRequest,
-    _JobResult,
-    _Task,
-    is_final,
-    parse_multipart,
-    snapshot,
+from tests.emulator.support import (
+    DURATION,
+    KEY,
+    PHOTO,
+    SMALL_PHOTO,
+    api_client,
+    create,
+    created_id,
+    error_of,
+    free_port,
+    photo_bytes,
+    poll,
+    wait_final,
+    wait_until,
 )
-from tests.factories import photo_bytes
 
-ROOT = Path(__file__).resolve().parents[2]
-KEY = "emulator-key"
-DURATION = 0.2
 DOCUMENTED_FAILURES = (-1, -2, -3, -5, -7, -8, -9, -10, -11, -13, -14, -15, -16, -17)
 IN_PROGRESS = {0, 2, 3, 4, 5, 6}
-
-
-@pytest.fixture
-def emulator():
-    config = EmulatorConfig(
-        api_key=KEY, qps=1000, duration_min=DURATION, duration_max=DURATION, seed=11
-    )
-    with PicWishEmulator(config) as running:
-        yield running
-
-
-def api_client(url: str, key: str | None = KEY) -> httpx.Client:
-    headers = {} if key is None else {"X-API-KEY": key}
-    return httpx.Client(base_url=url, headers=headers, timeout=15, trust_env=False)
-
-
-@pytest.fixture
-def client(emulator):
-    with api_client(emulator.url) as http:
-        yield http
-
-
-PHOTO = photo_bytes(64, 48)
-SMALL_PHOTO = photo_bytes(32, 24)
-
-
-def create(client, endpoint="scale", image=PHOTO, **fields) -> httpx.Response:
-    files = [(name, (None, str(value))) for name, value in fields.items()]
-    if image is not None:
-        files.append(("image_file", ("photo.png", image, "image/png")))
-    return client.post(f"/api/tasks/visual/{endpoint}", files=files)
-
-
-def created_id(response: httpx.Response) -> str:
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["status"] == 200
-    return body["data"]["task_id"]
-
-
-def poll(client, task_id, endpoint="scale") -> httpx.Response:
-    return client.get(f"/api/tasks/visual/{endpoint}/{task_id}")
-
-
-def wait_final(client, task_id, endpoint="scale", seconds=15.0) -> tuple[dict, list[dict]]:
-    """The final poll data and every poll data seen on the way."""
-    seen = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        response = poll(client, task_id, endpoint)
-        assert response.status_code == 200, response.text
-        seen.append(response.json()["data"])
-        if is_final(seen[-1]["state"]):
-            return seen[-1], seen
-        time.sleep(0.03)
-    raise AssertionError(f"task {task_id} not final after {seconds} s: {seen[-1]}")
-
-
-def wait_until(condition, seconds=15.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.03)
-    raise AssertionError("condition not reached in time")
-
-
-def error_of(response: httpx.Response) -> tuple[int, int]:
-    return response.status_code, response.json()["status"]
 
 
 # --- auth --------------------------------------------------------------------------------
@@ -191,67 +114,6 @@ def test_slots_hold_tasks_in_the_queue(emulator, client):
     assert starts[1] <= completions[0] and starts[2] <= completions[1]
 
 
-def test_each_tasks_polls_are_counted_with_their_times(emulator, client):
-    polled, other = created_id(create(client)), created_id(create(client))
-    before = time.time()
-    poll(client, polled)
-    poll(client, polled)
-    counters = emulator.counters()
-    assert counters["polls_per_task"] == {polled: 2}
-    first, second = counters["tasks"][polled]["polled_at"]
-    assert before <= first <= second <= time.time()
-    assert counters["tasks"][other]["polled_at"] == []
-
-
-def test_the_timeline_passes_through_every_in_progress_state():
-    task = _timeline_task(outcome=-8, processing_code=6)
-    expected = [
-        (100.5, 0, 0),  # queued
-        (101.5, 3, 0),  # still queued after WAITING_AFTER: "waiting"
-        (102.5, 2, 4),  # first tenth of the processing time: "preparing"
-        (107.0, 6, 49),  # the task's processing code
-        (111.5, 5, 94),  # last tenth: "publishing"
-        (112.0, -8, 99),  # the planned outcome once processing is over
-    ]
-    for now, state, progress in expected:
-        assert (snapshot(task, now).state, snapshot(task, now).progress) == (state, progress), now
-    assert snapshot(task, 101.0).processed_at == 0
-    assert snapshot(task, 105.0).processed_at == 102
-    assert snapshot(task, 111.9).completed_at == 0
-    assert snapshot(task, 500.0).completed_at == 112
-
-
-def test_a_success_waits_in_publishing_until_its_result_exists():
-    job: Future = Future()
-    task = _timeline_task(outcome=1, job=job)
-    assert snapshot(task, 113.0).state == 5
-    result = local.run(PHOTO, "scale", {}, source_format="PNG")
-    job.set_result(_JobResult(done_at=115.0, result=result))
-    done = snapshot(task, 116.0)
-    assert (done.state, done.progress, done.completed_at, done.result) == (1, 100, 115.0, result)
-
-
-def test_an_in_progress_outcome_never_ends():
-    task = _timeline_task(outcome=4)
-    assert (snapshot(task, 10_000.0).state, snapshot(task, 10_000.0).completed_at) == (4, 0)
-
-
-def _timeline_task(outcome: int, processing_code: int = 4, job=None) -> _Task:
-    return _Task(
-        task_id="t",
-        endpoint="scale",
-        return_type=1,
-        created_at=100.0,
-        started_at=102.0,
-        finished_at=112.0,
-        outcome=outcome,
-        processing_code=processing_code,
-        expire_result=False,
-        result_token="token",
-        job=job,
-    )
-
-
 # --- QPS ---------------------------------------------------------------------------------
 
 
@@ -278,33 +140,6 @@ def test_a_429_answer_has_the_status_in_the_body(emulator, client):
     emulator.configure(qps=1)
     assert poll(client, uuid.uuid4()).status_code == 404
     assert error_of(poll(client, uuid.uuid4())) == (429, 429)
-
-
-def test_rate_limiter_windows():
-    limiter = RateLimiter()
-    assert [limiter.admit("k", 2, now) for now in (0.0, 0.1, 0.5, 0.99)] == [
-        True,
-        True,
-        False,
-        False,
-    ]
-    assert limiter.admit("other", 2, 0.5)  # per key
-    assert limiter.admit("k", 2, 1.0) and not limiter.admit("k", 2, 1.05)
-    assert limiter.admit("k", 2, 1.1)
-    slow = RateLimiter()  # below 1 QPS: one request per 1/qps seconds
-    assert [slow.admit("k", 0.5, now) for now in (0.0, 1.5, 2.0)] == [True, False, True]
-
-
-def test_rate_limiter_reports_the_tightest_span_of_qps_plus_one_requests():
-    limiter = RateLimiter()
-    for now in (0.0, 0.55, 1.1, 1.62):
-        assert limiter.admit("k", 2, now)
-    assert limiter.admit("other", 2, 1.0)  # other keys have their own sequence
-    assert limiter.tightest_span == pytest.approx(1.07)  # 0.55 to 1.62
-    assert not limiter.admit("k", 2, 2.0)  # refused requests arrived too
-    assert limiter.tightest_span == pytest.approx(0.9)
-    limiter.clear()
-    assert limiter.tightest_span is None
 
 
 # --- expiry ------------------------------------------------------------------------------
@@ -342,62 +177,6 @@ def test_tasks_are_gone_after_task_ttl(emulator, client):
     assert poll(client, task_id).status_code == 200
     time.sleep(0.5)
     assert error_of(poll(client, task_id)) == (404, 404)
-
-
-# --- validation --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("endpoint", "with_file", "fields", "named"),
-    [
-        ("scale", False, {"sync": 0}, "image_file"),
-        ("scale", True, {"image_url": "http://127.0.0.1:9/p.png"}, "image_url"),
-        ("restoration-old-photo", True, {"restoration_type": 3}, "restoration_type"),
-        ("restoration-old-photo", True, {"change_color": "yes"}, "change_color"),
-        ("scale", True, {"scale_factor": 3}, "scale_factor"),
-        ("scale", True, {"type": "sharp"}, "type"),
-        ("scale-pro", True, {"type": 2}, "type"),
-        ("colorization", True, {"format": "gif"}, "format"),
-        ("correction", True, {"type": 5}, "type"),
-        ("scale", True, {"return_type": 3}, "return_type"),
-        ("scale", True, {"sync": 2}, "sync"),
-        ("scale", False, {"image_url": "ftp://127.0.0.1/p.png"}, "image_url"),
-        ("scale", False, {"image_url": "http://127.0.0.1/" + "a" * 512}, "image_url"),
-    ],
-)
-def test_missing_images_and_bad_values_are_400(
-    emulator, client, endpoint, with_file, fields, named
-):
-    response = create(client, endpoint, PHOTO if with_file else None, **fields)
-    assert error_of(response) == (400, 400)
-    assert named in response.json()["message"]
-    assert emulator.counters()["tasks"] == {}
-
-
-def test_a_body_that_is_not_multipart_is_400(client):
-    response = client.post("/api/tasks/visual/scale", data={"image_url": "http://127.0.0.1/a"})
-    assert error_of(response) == (400, 400)
-
-
-def test_an_unknown_endpoint_is_404(client):
-    assert error_of(create(client, "remove-background")) == (404, 404)
-    assert error_of(poll(client, uuid.uuid4(), "remove-background")) == (404, 404)
-
-
-@pytest.mark.slow
-def test_files_over_the_endpoint_byte_limit_are_413(emulator, client):
-    # The size is checked before decoding, so padding a real photo is enough.
-    oversized = PHOTO + b"\0" * (21 * MB - len(PHOTO))
-    response = create(client, "restoration-old-photo", oversized)
-    assert error_of(response) == (413, 413)
-    assert str(20 * MB - 1) in response.json()["message"]
-    assert create(client, "scale", oversized).status_code == 200  # scale takes 30 MB
-    assert emulator.counters()["create"] == {"200": 1, "413": 1}
-
-
-def test_images_over_the_pixel_limit_are_413(client):
-    assert error_of(create(client, "restoration-old-photo", photo_bytes(2049, 8))) == (413, 413)
-    assert create(client, "restoration-old-photo", photo_bytes(2048, 8)).status_code == 200
 
 
 # --- task failures -----------------------------------------------------------------------
@@ -567,45 +346,6 @@ def test_error_answers_can_come_as_http_200_with_the_code_in_the_body(emulator, 
     assert counters["mismatched"] == 1 and counters["poll"] == {"401": 1}
 
 
-# --- concurrent polls --------------------------------------------------------------------
-
-
-def test_concurrent_polls_of_one_task_are_detected(emulator, client):
-    task_id = created_id(create(client))
-    emulator.configure(latency=0.3)
-    poll(client, task_id)
-    poll(client, task_id)
-    assert emulator.counters()["max_concurrent_polls_per_task"] == 1
-
-    barrier = threading.Barrier(2)
-
-    def poll_at_once() -> None:
-        with api_client(emulator.url) as own:
-            barrier.wait()
-            assert poll(own, task_id).status_code == 200
-
-    threads = [threading.Thread(target=poll_at_once) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    counters = emulator.counters()
-    assert counters["max_concurrent_polls_per_task"] == 2
-    assert counters["polls_per_task"][task_id] == 4
-
-
-def test_overlap_tracker_counts_overlaps_per_key():
-    tracker = OverlapTracker()
-    with tracker.track("a"), tracker.track("b"):
-        pass
-    assert tracker.max_seen == 1
-    with tracker.track("a"), tracker.track("a"), tracker.track("a"):
-        pass
-    with tracker.track("a"):
-        pass
-    assert tracker.max_seen == 3
-
-
 def test_starting_twice_keeps_one_server():
     emulator = PicWishEmulator(EmulatorConfig(api_key=KEY)).start()
     with emulator.start() as same:
@@ -613,104 +353,3 @@ def test_starting_twice_keeps_one_server():
         assert api_client(same.url).get("/_emulator/counters").status_code == 200
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{emulator.url}/_emulator/counters", trust_env=False)
-
-
-# --- control API -------------------------------------------------------------------------
-
-
-def test_config_changes_at_run_time(emulator, client):
-    response = httpx.post(
-        f"{emulator.url}/_emulator/config", json={"api_key": "rotated", "qps": 50}, trust_env=False
-    )
-    assert response.status_code == 200
-    config = response.json()
-    assert config["api_key"] == "rotated" and config["qps"] == 50
-    assert set(config) == set(vars(EmulatorConfig()))
-    assert error_of(create(client)) == (401, 401)
-    with api_client(emulator.url, "rotated") as rotated:
-        assert rotated.get(f"/api/tasks/visual/scale/{uuid.uuid4()}").status_code == 404
-
-    for bad in ({"qps": 0}, {"no_such_field": 1}, {"failure_rates": {"-8": 2}}):
-        answer = httpx.post(f"{emulator.url}/_emulator/config", json=bad, trust_env=False)
-        assert error_of(answer) == (400, 400)
-    assert emulator.config.qps == 50
-
-
-def test_reset_clears_tasks_and_counters_but_keeps_config(emulator, client):
-    emulator.configure(slots=2)
-    task_id = created_id(create(client))
-    emulator.script(poll=[500])
-    assert httpx.post(f"{emulator.url}/_emulator/reset", trust_env=False).status_code == 200
-    counters = httpx.get(f"{emulator.url}/_emulator/counters", trust_env=False).json()
-    assert counters["tasks"] == {} and counters["create"] == {}
-    assert error_of(poll(client, task_id)) == (404, 404)  # not the scripted 500
-    assert emulator.config.slots == 2
-
-
-def test_script_over_http_and_its_validation(emulator, client):
-    script = {"create": [429], "outcomes": [-10, {"state": 1, "duration": 0}]}
-    answer = httpx.post(f"{emulator.url}/_emulator/script", json=script, trust_env=False)
-    assert answer.json() == {"create": 1, "poll": 0, "outcomes": 2}
-    assert error_of(create(client)) == (429, 429)
-    states = [wait_final(client, created_id(create(client)))[0]["state"] for _ in range(2)]
-    assert states == [-10, 1]
-    for bad in ({"poll": ["drop_after_create"]}, {"create": [418]}, {"outcomes": ["x"]}):
-        answer = httpx.post(f"{emulator.url}/_emulator/script", json=bad, trust_env=False)
-        assert error_of(answer) == (400, 400)
-
-
-# --- multipart parsing -------------------------------------------------------------------
-
-
-def test_multipart_parser_keeps_binary_content_intact():
-    binary = b"\r\n--not-the-boundary\r\n\x00\xff"
-    body = (
-        b"preamble\r\n--XyZ\r\n"
-        b'Content-Disposition: form-data; name="sync"\r\n\r\n1\r\n'
-        b"--XyZ\r\n"
-        b'Content-Disposition: form-data; name="image_file"; filename="a.png"\r\n'
-        b"Content-Type: image/png\r\n\r\n" + binary + b"\r\n--XyZ--\r\nepilogue"
-    )
-    fields = parse_multipart('multipart/form-data; boundary="XyZ"', body)
-    assert fields == {"sync": b"1", "image_file": binary}
-    with pytest.raises(_BadRequest):
-        parse_multipart("multipart/form-data; boundary=XyZ", body.split(b"\r\n--XyZ--")[0])
-
-
-# --- management command ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_management_command_serves_until_terminated():
-    port = free_port()
-    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-    args = [sys.executable, str(ROOT / "manage.py"), "picwish_emulator", "--port", str(port)]
-    args += ["--key", "cli-key", "--qps", "50", "--duration-min", "0", "--duration-max", "0"]
-    args += ["--fail-code", "-8=1"]
-    process = subprocess.Popen(
-        args, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        with api_client(url, "cli-key") as cli:
-            wait_until(lambda: _answers(cli), seconds=30)
-            final, _ = wait_final(cli, created_id(create(cli)))
-        assert final["state"] == -8
-    finally:
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=15)
-    assert process.returncode == 0, stderr
-    assert url in stdout and "cli-key" in stdout
-
-
-def _answers(client) -> bool:
-    try:
-        return client.get("/_emulator/counters").status_code == 200
-    except httpx.TransportError:
-        return False

@@ -13,7 +13,7 @@ from django.utils import timezone
 from restorations.accounts.models import Team
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.operations import spec_for
-from restorations.jobs.states import State
+from restorations.jobs.states import State, is_final
 from restorations.picwish import client, planner
 
 # How many of a team's in-flight tasks the poll planner replays (oldest first).
@@ -156,7 +156,7 @@ def processing_times(task: Task, polled: client.Polled) -> dict:
         started = task.processing_started_at.timestamp()  # estimated at the first sight of it
     else:
         started = likely_start(task, polled)
-    if polled.state == State.COMPLETED or polled.state < 0:
+    if is_final(polled.state):
         expected = task.processing_ends_at.timestamp() if task.processing_ends_at else None
         completed = (polled.completed_at or timezone.now()).timestamp()
         ends = max(started, planner.likely_end(completed, now, expected))

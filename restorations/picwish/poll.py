@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from restorations.jobs import queue, transitions
+from restorations.jobs import queue, states, transitions
 from restorations.jobs.models import EventKind, Task
 from restorations.jobs.states import State
 from restorations.picwish import accounts, client, leases, planning
@@ -68,7 +68,7 @@ def _apply(task: Task, polled: client.Polled) -> None:
     }
     if polled.state == State.COMPLETED:
         _completed(task, polled, common)
-    elif polled.state < 0:
+    elif states.is_failure(polled.state):
         if transitions.move(task, polled.state, message=polled.state_detail, **common):
             planning.replan_after_finish(task)
     else:

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format clean venv bench-poller
+.PHONY: run test lint format clean venv bench-poller bench-latency
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,6 @@ clean:
 
 bench-poller: $(STAMP)
 	$(PY) benchmarks/bench_poller.py $(BENCH_ARGS)
+
+bench-latency: $(STAMP)
+	$(PY) benchmarks/bench_latency.py $(BENCH_ARGS)

@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STAMP = ROOT / ".venv" / ".installed"
 # Variables the settings read; the machine's and the test run's own values are dropped.
 CONTROLLED_PREFIXES = ("DJANGO_", "DESK_", "DATABASE_", "CELERY_", "PICWISH_", "AWS_", "FIELD_")
+# Left by a `make test` around this run; the inner make must start afresh.
+OUTER_MAKE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
 STARTUP_SECONDS = 120
 STOP_SECONDS = 10
 
@@ -93,12 +95,24 @@ def make_run(tmp_path):
     if shutil.which("make") is None or not STAMP.exists():
         pytest.skip("needs make and the project's .venv (make venv)")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(CONTROLLED_PREFIXES)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(CONTROLLED_PREFIXES) and k not in OUTER_MAKE
+    }
     env.update(DJANGO_SETTINGS_MODULE="config.settings.local", DESK_VAR_DIR=str(tmp_path / "var"))
     output = open(tmp_path / "make-run.log", "wb")  # noqa: SIM115 (the processes write it)
     process = subprocess.Popen(
         # -o: the .venv is up to date, whatever the file times say; make must not reinstall it.
-        ["make", "--no-print-directory", "-o", str(STAMP.relative_to(ROOT)), "run", f"PORT={port}"],
+        [
+            "make",
+            "--no-print-directory",
+            "-o",
+            str(STAMP.relative_to(ROOT)),
+            "run",
+            "HOST=127.0.0.1",
+            f"PORT={port}",
+        ],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

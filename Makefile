@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format clean venv bench-poller emulator
+.PHONY: run test lint format clean venv bench-poller bench-latency emulator
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,9 @@ run: $(STAMP)
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py demo_user
 	@echo "Starting web, worker and beat. Open http://$(HOST):$(PORT)/ ; Ctrl-C stops all three."
-	@trap 'kill 0' INT TERM; \
-	$(BIN)/celery -A config worker --loglevel=INFO --without-mingle --without-gossip --concurrency=2 & \
-	$(BIN)/celery -A config beat --loglevel=WARNING & \
-	$(PY) manage.py runserver $(HOST):$(PORT) --noreload & \
-	wait
+	@# honcho runs the Procfile: one Ctrl-C stops every process (SIGTERM, SIGKILL after 5 s).
+	@# --env /dev/null: a production .env next to docker-compose.yml is not for make run.
+	@HOST=$(HOST) PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho --env /dev/null start --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -44,6 +42,9 @@ clean:
 
 bench-poller: $(STAMP)
 	$(PY) benchmarks/bench_poller.py $(BENCH_ARGS)
+
+bench-latency: $(STAMP)
+	$(PY) benchmarks/bench_latency.py $(BENCH_ARGS)
 
 # The PicWish emulator (docs/emulator.md), e.g. make emulator EMULATOR_ARGS="--qps 1 --seed 3".
 EMULATOR_PORT ?= 8100

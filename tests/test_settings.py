@@ -122,3 +122,18 @@ def test_a_rate_limit_url_that_is_not_redis_is_refused_at_start(tmp_path):
     )
     assert done.returncode != 0
     assert "PICWISH_RATE_LIMIT_URL" in done.stderr
+
+
+def test_the_embedded_broker_is_polled_often_enough_to_start_photos_at_once(tmp_path):
+    """kombu's file-system transport polls its folders once a second by default; a photo then
+    waited behind beat's dispatcher messages for seconds (tests/test_latency.py measures it)."""
+    done = run_settings(
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.CELERY_BROKER_URL, "
+        "settings.CELERY_BROKER_TRANSPORT_OPTIONS.get('polling_interval'))",
+        tmp_path=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    broker, interval = done.stdout.split()
+    assert broker == "filesystem://"
+    assert interval != "None" and float(interval) <= 0.1

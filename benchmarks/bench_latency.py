@@ -1,0 +1,295 @@
+"""How soon a built-in engine photo starts and ends after its upload: `make bench-latency`.
+
+For each setup it starts a worker and beat as separate processes, from the Procfile's own
+command lines through honcho as `make run` does, then uploads photos one at a time on an
+otherwise idle machine with `manage.py restore PHOTO --user bench --json` (run in-process, the
+command's own code) and waits for each to finish before the next. The photos are real
+photographs shipped by scikit-image (`skimage.data`). Per photo it reads, from the task's
+timeline, the time from the upload (Task.created_at) to:
+
+- sent: the task queued on the built-in engine (the "submitted" event);
+- processing: the engine started (the event whose to_state is 4);
+- completed: the result was stored (the event whose to_state is 1);
+
+and prints them per photo with the median and the maximum.
+
+Setups: "embedded", SQLite and the file-system broker in a temporary DESK_VAR_DIR (always), and
+"redis", Redis and PostgreSQL, when CELERY_BROKER_URL is a Redis URL and DATABASE_URL a
+PostgreSQL one. The redis setup uses a database of its own on that server (created for the run
+and dropped after it) and purges the broker's queues: give it a Redis database of its own.
+
+    python benchmarks/bench_latency.py [--photos 10] [--gap 1.0] [--setup embedded|redis]
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+USERNAME = "bench"
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")  # skimage.data photographs
+# A database of its own on the given server, removed again after the run.
+BENCH_DATABASE = f"desk_bench_latency_{os.getpid()}"
+FIELDS = ("sent", "processing", "completed")
+WIDTHS = (14, 20, 19)
+
+
+# --- The orchestrator: one run per setup, each with its own processes --------------------------
+
+
+class Run:
+    def __init__(self, setup: str, args):
+        self.setup, self.args = setup, args
+        self.var = Path(tempfile.mkdtemp(prefix=f"desk-bench-latency-{setup}-"))
+        self.honcho: subprocess.Popen | None = None
+
+    def env(self) -> dict:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DJANGO_", "DESK_", "PICWISH_", "DATABASE_", "CELERY_"))
+        }
+        env.update(
+            DJANGO_SETTINGS_MODULE="config.settings.local",
+            DJANGO_DEBUG="false",
+            DJANGO_LOG_LEVEL="WARNING",
+            DESK_VAR_DIR=str(self.var),
+            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        )
+        if self.setup == "redis":
+            env["CELERY_BROKER_URL"] = os.environ["CELERY_BROKER_URL"]
+            env["DATABASE_URL"] = (
+                os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{BENCH_DATABASE}"
+            )
+        return env
+
+    def python(self, *command: str) -> str:
+        done = subprocess.run(
+            [PYTHON, *command], cwd=ROOT, env=self.env(), capture_output=True, text=True
+        )
+        if done.returncode:
+            raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    def prepare(self) -> None:
+        env = self.env()
+        if self.setup == "redis":
+            self.psql(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+            self.psql(f"CREATE DATABASE {BENCH_DATABASE}")
+            subprocess.run(
+                [str(BIN / "celery"), "-A", "config", "purge", "-f"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                check=True,
+            )
+        self.python("manage.py", "migrate", "--no-input", "-v0")
+
+    def psql(self, sql: str) -> None:
+        admin = self.env()["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
+        subprocess.run(["psql", admin, "-qc", sql], check=True, capture_output=True)
+
+    def start(self) -> None:
+        """The Procfile's worker and beat, started by honcho as `make run` starts them."""
+        log = open(self.var / "processes.log", "wb")  # noqa: SIM115 (the processes write it)
+        self.honcho = subprocess.Popen(
+            [str(BIN / "honcho"), "--env", "/dev/null", "--no-colour", "start", "worker", "beat"],
+            cwd=ROOT,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while b" ready." not in (self.var / "processes.log").read_bytes():
+            if self.honcho.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the worker did not start:\n{self.logs()}")
+            time.sleep(0.2)
+        time.sleep(3)  # beat is ticking and the machine is idle again
+
+    def stop(self) -> None:
+        if self.honcho and self.honcho.poll() is None:
+            os.killpg(self.honcho.pid, signal.SIGINT)  # Ctrl-C, as at the end of `make run`
+            try:
+                self.honcho.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.honcho.pid, signal.SIGKILL)
+                self.honcho.wait()
+
+    def logs(self) -> str:
+        return (self.var / "processes.log").read_text(errors="replace")[-3000:]
+
+    def run(self) -> list[dict]:
+        self.prepare()
+        try:
+            self.start()
+            out = self.python(
+                __file__,
+                "measure",
+                "--photos",
+                str(self.args.photos),
+                "--gap",
+                str(self.args.gap),
+                "--operation",
+                self.args.operation,
+                "--seed",
+                str(self.args.seed),
+            )
+        finally:
+            self.stop()
+            if not getattr(self.args, "keep", False):
+                shutil.rmtree(self.var, ignore_errors=True)
+            if self.setup == "redis":
+                self.psql(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def describe(setup: str) -> str:
+    if setup == "embedded":
+        return "embedded default: SQLite, file-system broker"
+    broker = urlsplit(os.environ["CELERY_BROKER_URL"])
+    where = f"{broker.hostname}:{broker.port or 6379}{broker.path}"  # without any password
+    return f"Redis ({where}) and PostgreSQL"
+
+
+def report(setup: str, rows: list[dict], args) -> None:
+    print(f"\n{describe(setup)}: {len(rows)} photos one at a time, {args.operation}")
+    print(f"{'photo':<16}{'upload→sent':>14}{'upload→processing':>20}{'upload→completed':>19}")
+    for row in rows:
+        cells = "".join(
+            f"{_seconds(row.get(field)):>{width}}"
+            for field, width in zip(FIELDS, WIDTHS, strict=True)
+        )
+        state = "" if row["state"] == 1 else f"  (ended in state {row['state']})"
+        print(f"{row['photo']:<16}{cells}{state}")
+    for name, pick in (("median", statistics.median), ("max", max)):
+        cells = ""
+        for field, width in zip(FIELDS, WIDTHS, strict=True):
+            values = [row[field] for row in rows if row.get(field) is not None]
+            cells += f"{_seconds(pick(values) if values else None):>{width}}"
+        print(f"{name:<16}{cells}")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=int, default=10, help="uploads per setup")
+    parser.add_argument(
+        "--gap", type=float, default=1.0, help="idle seconds between one photo's end and the next"
+    )
+    parser.add_argument("--operation", default="restoration-old-photo")
+    parser.add_argument("--seed", type=int, default=1, help="draws the extra idle time")
+    parser.add_argument(
+        "--setup",
+        action="append",
+        choices=["embedded", "redis"],
+        help="default: embedded, and redis when CELERY_BROKER_URL and DATABASE_URL name them",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write every row here")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each setup's temporary folder (and its logs)"
+    )
+    args = parser.parse_args()
+    broker, database = os.environ.get("CELERY_BROKER_URL", ""), os.environ.get("DATABASE_URL", "")
+    has_redis = broker.startswith(("redis://", "rediss://")) and database.startswith("postgres")
+    setups = args.setup or (["embedded", "redis"] if has_redis else ["embedded"])
+    if "redis" in setups and not has_redis:
+        raise SystemExit(
+            "--setup redis needs CELERY_BROKER_URL=redis://... and DATABASE_URL=postgres://..."
+        )
+    results = {}
+    for setup in setups:
+        results[setup] = Run(setup, args).run()
+        report(setup, results[setup], args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+# --- The Django side: uploads and timelines, run inside one setup's environment --------------
+
+
+def measure(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--photos", type=int, required=True)
+    parser.add_argument("--gap", type=float, required=True)
+    parser.add_argument("--operation", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from io import StringIO
+
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from restorations.accounts.models import User
+    from restorations.jobs.models import EventKind, Task
+    from restorations.jobs.states import State
+
+    if not User.objects.filter(username=USERNAME).exists():
+        User.objects.create_user(USERNAME, password=None)
+    folder = Path(settings.VAR_DIR) / "photos"
+    folder.mkdir(exist_ok=True)
+    paths = [save_photo(name, folder) for name in PHOTOS]
+    rng = random.Random(args.seed)
+    for n in range(args.photos):
+        path = paths[n % len(paths)]
+        out = StringIO()
+        call_command(
+            "restore", str(path), user=USERNAME, json=True, operation=args.operation, stdout=out
+        )
+        task = Task.objects.get(public_id=json.loads(out.getvalue().splitlines()[0])["id"])
+        deadline = time.monotonic() + 300
+        while not task.is_final and time.monotonic() < deadline:
+            time.sleep(0.02)
+            task.refresh_from_db()
+        events = list(task.events.all())
+
+        def after_upload(match, events=events, task=task):
+            found = next((e for e in events if match(e)), None)
+            return (found.created_at - task.created_at).total_seconds() if found else None
+
+        row = {
+            "photo": path.name,
+            "state": task.state,
+            "sent": after_upload(lambda e: e.kind == EventKind.SUBMITTED),
+            "processing": after_upload(lambda e: e.to_state == State.PROCESSING),
+            "completed": after_upload(lambda e: e.to_state == State.COMPLETED),
+        }
+        print(json.dumps(row), flush=True)
+        time.sleep(args.gap + rng.uniform(0, 1))  # idle, at a random phase of any polling
+
+
+def save_photo(name: str, folder: Path) -> Path:
+    from PIL import Image
+    from skimage import data
+
+    path = folder / f"{name}.png"
+    Image.fromarray(getattr(data, name)()).save(path)
+    return path
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["measure"]:
+        measure(sys.argv[2:])
+    else:
+        main()

@@ -7,8 +7,8 @@ command's own code) and waits for each to finish before the next. The photos are
 photographs shipped by scikit-image (`skimage.data`). Per photo it reads, from the task's
 timeline, the time from the upload (Task.created_at) to:
 
-- sent: the task queued on the built-in engine (the "submitted" event);
-- processing: the engine started (the event whose to_state is 4);
+- processing: the engine started (the event whose to_state is 4; a local task is created
+  queued, and its one message to the engine's queue leaves when the upload commits);
 - completed: the result was stored (the event whose to_state is 1);
 
 and prints them per photo with the median and the maximum.
@@ -42,8 +42,8 @@ USERNAME = "bench"
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")  # skimage.data photographs
 # A database of its own on the given server, removed again after the run.
 BENCH_DATABASE = f"desk_bench_latency_{os.getpid()}"
-FIELDS = ("sent", "processing", "completed")
-WIDTHS = (14, 20, 19)
+FIELDS = ("processing", "completed")
+WIDTHS = (20, 19)
 
 
 # --- The orchestrator: one run per setup, each with its own processes --------------------------
@@ -167,7 +167,7 @@ def describe(setup: str) -> str:
 
 def report(setup: str, rows: list[dict], args) -> None:
     print(f"\n{describe(setup)}: {len(rows)} photos one at a time, {args.operation}")
-    print(f"{'photo':<16}{'upload→sent':>14}{'upload→processing':>20}{'upload→completed':>19}")
+    print(f"{'photo':<16}{'upload→processing':>20}{'upload→completed':>19}")
     for row in rows:
         cells = "".join(
             f"{_seconds(row.get(field)):>{width}}"
@@ -242,7 +242,7 @@ def measure(argv: list[str]) -> None:
     from django.core.management import call_command
 
     from restorations.accounts.models import User
-    from restorations.jobs.models import EventKind, Task
+    from restorations.jobs.models import Task
     from restorations.jobs.states import State
 
     if not User.objects.filter(username=USERNAME).exists():
@@ -271,7 +271,6 @@ def measure(argv: list[str]) -> None:
         row = {
             "photo": path.name,
             "state": task.state,
-            "sent": after_upload(lambda e: e.kind == EventKind.SUBMITTED),
             "processing": after_upload(lambda e: e.to_state == State.PROCESSING),
             "completed": after_upload(lambda e: e.to_state == State.COMPLETED),
         }

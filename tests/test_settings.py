@@ -126,7 +126,7 @@ def test_a_rate_limit_url_that_is_not_redis_is_refused_at_start(tmp_path):
 
 def test_the_embedded_broker_is_polled_often_enough_to_start_photos_at_once(tmp_path):
     """kombu's file-system transport polls its folders once a second by default; a photo then
-    waited behind beat's dispatcher messages for seconds (tests/test_latency.py measures it)."""
+    waited behind beat's dispatcher messages for seconds (make bench-latency measures it)."""
     done = run_settings(
         "import django; django.setup(); from django.conf import settings; "
         "print(settings.CELERY_BROKER_URL, "

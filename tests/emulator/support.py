@@ -1,26 +1,15 @@
 """Driving the emulator over real loopback HTTP, as the project's client drives PicWish."""
 
-import io
 import socket
 import time
 
 import httpx
-import numpy as np
-from PIL import Image
 
 from emulator import is_final
+from tests.factories import photo_bytes
 
 KEY = "emulator-key"
 DURATION = 0.2
-
-
-def photo_bytes(width=64, height=48, fmt="PNG", seed=0) -> bytes:
-    """A noisy photo, so that every engine step has something to work on."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 PHOTO = photo_bytes(64, 48)

@@ -25,7 +25,7 @@ from emulator import ENDPOINTS
 from emulator.endpoints import COMMON_PARAMS
 from emulator.results import produce_result
 from restorations.jobs.operations import SPECS
-from tests.emulator.support import photo_bytes
+from tests.factories import photo_bytes
 
 # Endpoints for which PicWish documents no formats: the emulator takes what the engine decodes.
 ANY_FORMAT = {"scale", "colorization", "correction"}

@@ -4,7 +4,8 @@ import pytest
 
 from emulator import MB
 from emulator.requests import BadRequest, parse_multipart
-from tests.emulator.support import PHOTO, create, error_of, photo_bytes, poll
+from tests.emulator.support import PHOTO, create, error_of, poll
+from tests.factories import photo_bytes
 
 
 def test_multipart_parser_keeps_binary_content_intact():

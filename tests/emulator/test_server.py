@@ -24,11 +24,11 @@ from tests.emulator.support import (
     created_id,
     error_of,
     free_port,
-    photo_bytes,
     poll,
     wait_final,
     wait_until,
 )
+from tests.factories import photo_bytes
 
 DOCUMENTED_FAILURES = (-1, -2, -3, -5, -7, -8, -9, -10, -11, -13, -14, -15, -16, -17)
 IN_PROGRESS = {0, 2, 3, 4, 5, 6}

@@ -10,7 +10,7 @@ from restorations.jobs import transitions
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.states import STATES, State, is_final
 from restorations.jobs.transitions import Cause, IllegalTransition
-from tests.factories import photo_upload
+from tests.factories import scale_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -21,16 +21,8 @@ CAUSES = list(Cause)
 
 @pytest.fixture
 def task(studio, alice):
-    from restorations.jobs import services
-
-    return services.create_task(
-        team=studio,
-        user=alice,
-        file=photo_upload(),
-        file_name="photo.png",
-        operation="scale",
-        options={},
-    )
+    [task] = scale_tasks(studio, alice, 1)
+    return task
 
 
 def _put(task, code):

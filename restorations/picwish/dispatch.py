@@ -25,7 +25,7 @@ SLOT_LEAD = 0.06
 def dispatch(now, *, batch: int) -> int:
     """Hand out the PicWish work that is due, booking each request's slot with the key's limiter.
 
-    The order of booking is the order of sending (`_booking_order`), as long as slots start
+    The order of booking is the order of sending (`booking_order`), as long as slots start
     within this tick. Returns how many tasks were handed out. Safe to run in several beats
     at once: a task is handed out only by the dispatcher whose conditional claim succeeds (a
     slot booked for a task another dispatcher took is simply left unused).
@@ -65,7 +65,7 @@ def dispatch(now, *, batch: int) -> int:
             by_key.setdefault(account, []).append(task)
     limiter = ratelimit.limiter_for_settings()
     for account, tasks in by_key.items():
-        for task in _booking_order(tasks):
+        for task in booking_order(tasks):
             until_due = (task.next_poll_at - timezone.now()).total_seconds()
             delay = limiter.reserve(
                 account.key_id,
@@ -80,7 +80,7 @@ def dispatch(now, *, batch: int) -> int:
     return handed_out
 
 
-def _booking_order(tasks: list[Task]) -> list[Task]:
+def booking_order(tasks: list[Task]) -> list[Task]:
     """The order in which one key's due tasks (oldest due first) get the key's slots: earliest
     deadline first. With PICWISH_POLL_INTERVAL set, simply oldest due first.
 

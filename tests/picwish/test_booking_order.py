@@ -10,7 +10,7 @@ from restorations.jobs import queue
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.states import State
 from restorations.picwish import dispatch as picwish_dispatch
-from restorations.picwish.dispatch import LATER_POLL_SLACK, _booking_order
+from restorations.picwish.dispatch import LATER_POLL_SLACK, booking_order
 from tests.factories import scale_tasks
 
 pytestmark = pytest.mark.django_db
@@ -44,14 +44,14 @@ def test_a_first_poll_goes_before_a_later_poll_less_than_the_slack_more_overdue(
     later_less = at_picwish(later_less, due_seconds_ago=LATER_POLL_SLACK - 0.3, polls=1)
     later_more = at_picwish(later_more, due_seconds_ago=LATER_POLL_SLACK + 0.3, polls=2)
 
-    assert _booking_order([later_less, first, later_more]) == [later_more, first, later_less]
+    assert booking_order([later_less, first, later_more]) == [later_more, first, later_less]
 
 
 def test_a_send_goes_first_when_picwish_holds_too_few_of_the_teams_tasks(studio, alice):
     send, poll = make_tasks(studio, alice, 2)
     poll = at_picwish(poll, due_seconds_ago=0.5, polls=1)
 
-    assert _booking_order([send, poll]) == [send, poll]
+    assert booking_order([send, poll]) == [send, poll]
 
 
 def test_sends_wait_for_due_polls_while_picwish_holds_a_long_queue(studio, alice):
@@ -59,7 +59,7 @@ def test_sends_wait_for_due_polls_while_picwish_holds_a_long_queue(studio, alice
     held = [at_picwish(task, due_seconds_ago=-60) for task in held]  # polls not due yet
     poll = held[0] = at_picwish(held[0], due_seconds_ago=0.0)
 
-    assert _booking_order([send, poll]) == [poll, send]
+    assert booking_order([send, poll]) == [poll, send]
 
 
 def test_with_a_fixed_poll_interval_the_oldest_due_goes_first(studio, alice, settings):
@@ -67,7 +67,7 @@ def test_with_a_fixed_poll_interval_the_oldest_due_goes_first(studio, alice, set
     send, poll = make_tasks(studio, alice, 2)
     poll = at_picwish(poll, due_seconds_ago=0.5, polls=1)
 
-    assert _booking_order([poll, send]) == [poll, send]
+    assert booking_order([poll, send]) == [poll, send]
 
 
 def test_a_poll_due_before_the_next_tick_is_booked_now_for_its_due_time(studio, alice, monkeypatch):

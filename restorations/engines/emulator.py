@@ -93,6 +93,10 @@ PREPARING_SHARE = 0.1
 PUBLISHING_SHARE = 0.1
 # Share of tasks that report "internal loop processing" (6) instead of "processing" (4).
 LOOP_SHARE = 0.25
+# How `progress` moves during processing is not documented; see progress_at() for the curves.
+PLATEAU_PROGRESS = (10, 40, 60, 90)  # preparing, first and second half of processing, publishing
+LATE_JUMP_CREEP = 15  # late_jump creeps from 0 to this, then jumps when processing is over
+STUCK_PROGRESS = 50  # stuck reports this from the start of processing until the task is done
 
 SCRIPTABLE_CODES = frozenset({400, 401, 404, 413, 429, 500})
 API_KINDS = ("create", "poll")
@@ -159,11 +163,13 @@ class EmulatorConfig:
     result_ttl: float = 3600.0
     task_ttl: float = 3600.0
     latency: float = 0.0  # seconds every accepted create and poll takes before it is handled
+    progress_curve: str = "linear"  # how progress moves while processing: see PROGRESS_CURVES
     seed: int | None = None
 
     def __post_init__(self) -> None:
         # Values may arrive as JSON (string keys, lists, ints for floats): normalise them.
         self.api_key = str(self.api_key)
+        self.progress_curve = str(self.progress_curve)
         self.slots = int(self.slots)
         for name in ("qps", "duration_min", "duration_max", "result_ttl", "task_ttl", "latency"):
             setattr(self, name, float(getattr(self, name)))
@@ -189,6 +195,8 @@ class EmulatorConfig:
              "failure_rates must be within 0..1 and sum to at most 1"),
             (self.failure_codes or not self.failure_rate,
              "failure_rate needs at least one failure code"),
+            (self.progress_curve in PROGRESS_CURVES,
+             f"progress_curve must be one of {', '.join(PROGRESS_CURVES)}"),
         ]  # fmt: skip
         problems = [message for holds, message in rules if not holds]
         if problems:
@@ -269,6 +277,7 @@ class _Task:
     result_token: str
     # Computes the result of a planned success: fetches image_url and runs the local engine.
     job: Future[_JobResult] | None
+    progress_curve: str = "linear"  # the configured curve when the task was created
 
 
 @dataclass(frozen=True)
@@ -290,11 +299,53 @@ def snapshot(task: _Task, now: float) -> _Snapshot:
         return _Snapshot(QUEUED if now - task.created_at < WAITING_AFTER else WAITING, 0)
     if now < task.finished_at:
         fraction = (now - task.started_at) / (task.finished_at - task.started_at)
-        return _Snapshot(_processing_state(task, fraction), int(99 * fraction), task.started_at)
+        progress = progress_at(task.progress_curve, fraction)
+        return _Snapshot(_processing_state(task, fraction), progress, task.started_at)
     if task.job is not None:
         return _job_snapshot(task, task.job)
     completed_at = task.finished_at if is_final(task.outcome) else 0.0
-    return _Snapshot(task.outcome, 99, task.started_at, completed_at)
+    return _Snapshot(task.outcome, _ended(task), task.started_at, completed_at)
+
+
+def _linear(fraction: float) -> int:
+    return int(99 * fraction)
+
+
+def _plateaus(fraction: float) -> int:
+    # One step per reported state, and two in processing, so each step ends when a state does.
+    middle = PREPARING_SHARE + (1 - PREPARING_SHARE - PUBLISHING_SHARE) / 2
+    steps = (PREPARING_SHARE, middle, 1 - PUBLISHING_SHARE)
+    return PLATEAU_PROGRESS[sum(fraction >= step for step in steps)]
+
+
+def _late_jump(fraction: float) -> int:
+    return 99 if fraction >= 1 else int(LATE_JUMP_CREEP * fraction)
+
+
+def _stuck(fraction: float) -> int:
+    return STUCK_PROGRESS
+
+
+_CURVES: dict[str, Callable[[float], int]] = {
+    "linear": _linear,
+    "plateaus": _plateaus,
+    "late_jump": _late_jump,
+    "stuck": _stuck,
+}
+PROGRESS_CURVES = tuple(_CURVES)
+
+
+def progress_at(curve: str, fraction: float) -> int:
+    """The progress reported `fraction` (0..1) of the way through a task's processing time.
+
+    1 is "the processing time is over but the task is not complete": a failure, or a success
+    whose result is still being made. A completed task always reports 100.
+    """
+    return _CURVES[curve](min(1.0, max(0.0, fraction)))
+
+
+def _ended(task: _Task) -> int:
+    return progress_at(task.progress_curve, 1.0)
 
 
 def _processing_state(task: _Task, fraction: float) -> int:
@@ -308,11 +359,11 @@ def _processing_state(task: _Task, fraction: float) -> int:
 def _job_snapshot(task: _Task, job_future: Future[_JobResult]) -> _Snapshot:
     # Still computing the result, or never will: stop() cancels the jobs that had not started.
     if not job_future.done() or job_future.cancelled():
-        return _Snapshot(PUBLISHING, 99, task.started_at)
+        return _Snapshot(PUBLISHING, _ended(task), task.started_at)
     job = job_future.result()
     completed_at = max(task.finished_at, job.done_at)
     if job.failure is not None:
-        return _Snapshot(job.failure, 99, task.started_at, completed_at)
+        return _Snapshot(job.failure, _ended(task), task.started_at, completed_at)
     return _Snapshot(COMPLETED, 100, task.started_at, completed_at, job.result)
 
 
@@ -873,6 +924,7 @@ class PicWishEmulator:
                 expire_result=outcome.expire_result,
                 result_token=secrets.token_urlsafe(24),
                 job=job,
+                progress_curve=config.progress_curve,
             )
             self._tasks[task.task_id] = task
             self._results[task.result_token] = task

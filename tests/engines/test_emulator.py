@@ -1,6 +1,7 @@
 """The PicWish emulator, driven over real loopback HTTP like the project's client drives PicWish."""
 
 import base64
+import functools
 import io
 import os
 import signal
@@ -22,6 +23,7 @@ from restorations.engines import local
 from restorations.engines.emulator import (
     DEFAULT_FAILURE_CODES,
     MB,
+    PROGRESS_CURVES,
     EmulatorConfig,
     OverlapTracker,
     PicWishEmulator,
@@ -31,6 +33,7 @@ from restorations.engines.emulator import (
     _Task,
     is_final,
     parse_multipart,
+    progress_at,
     snapshot,
 )
 from tests.factories import photo_bytes
@@ -236,7 +239,103 @@ def test_an_in_progress_outcome_never_ends():
     assert (snapshot(task, 10_000.0).state, snapshot(task, 10_000.0).completed_at) == (4, 0)
 
 
-def _timeline_task(outcome: int, processing_code: int = 4, job=None) -> _Task:
+# --- progress curves ---------------------------------------------------------------------
+
+FRACTIONS = [step / 1000 for step in range(1001)]
+
+
+@pytest.mark.parametrize("curve", PROGRESS_CURVES)
+def test_every_progress_curve_rises_within_0_to_99(curve):
+    values = [progress_at(curve, fraction) for fraction in FRACTIONS]
+    assert values == sorted(values)
+    assert all(isinstance(value, int) and 0 <= value <= 99 for value in values)
+    # Outside 0..1 the curve holds its ends.
+    assert progress_at(curve, -0.5) == values[0] and progress_at(curve, 1.5) == values[-1]
+
+
+def test_the_linear_curve_rises_evenly():
+    assert [progress_at("linear", f) for f in (0, 0.25, 0.5, 0.75, 1)] == [0, 24, 49, 74, 99]
+
+
+def test_the_plateaus_curve_holds_one_value_per_reported_state():
+    task = _timeline_task(outcome=-8, progress_curve="plateaus")  # processing from 102 to 112
+    held = {}
+    for tick in range(1000):
+        current = snapshot(task, 102 + tick / 100)
+        held.setdefault(current.state, set()).add(current.progress)
+    assert held == {2: {10}, 4: {40, 60}, 5: {90}}
+    assert [progress_at("plateaus", f) for f in (0.3, 0.6)] == [40, 60]  # two halves of 4
+    assert snapshot(task, 112.0).progress == 90  # the failure keeps the last step
+
+
+def test_the_late_jump_curve_creeps_then_jumps_when_processing_is_over():
+    creeping = [progress_at("late_jump", fraction) for fraction in FRACTIONS[:-1]]
+    assert max(creeping) <= 15 and progress_at("late_jump", 0.95) > 10
+    assert progress_at("late_jump", 1.0) == 99
+    task = _timeline_task(outcome=1, job=_done_job(), progress_curve="late_jump")
+    assert snapshot(task, 111.9).progress <= 15 and snapshot(task, 112.0).progress == 100
+
+
+def test_the_stuck_curve_holds_one_value_from_start_to_end():
+    assert {progress_at("stuck", fraction) for fraction in FRACTIONS} == {50}
+    task = _timeline_task(outcome=1, job=Future(), progress_curve="stuck")  # result pending
+    assert snapshot(task, 101.0).progress == 0  # still queued
+    assert {snapshot(task, now).progress for now in (102.0, 107.0, 111.9, 200.0)} == {50}
+
+
+@pytest.mark.parametrize("curve", PROGRESS_CURVES)
+def test_the_curve_changes_progress_only(curve):
+    linear, curved = (
+        _timeline_task(outcome=1, job=_done_job()),
+        _timeline_task(outcome=1, job=_done_job(), progress_curve=curve),
+    )
+    for tick in range(1500):
+        now = 100 + tick / 100
+        a, b = snapshot(linear, now), snapshot(curved, now)
+        assert (a.state, a.processed_at, a.completed_at) == (
+            b.state,
+            b.processed_at,
+            b.completed_at,
+        )
+    assert snapshot(curved, 113.0).progress == 100
+
+
+def test_a_poll_reports_the_configured_curve(emulator, client):
+    answer = httpx.post(
+        f"{emulator.url}/_emulator/config", json={"progress_curve": "plateaus"}, trust_env=False
+    )
+    assert answer.json()["progress_curve"] == "plateaus"
+    emulator.script(outcomes=[{"state": 1, "duration": 1.0}])
+    final, seen = wait_final(client, created_id(create(client)))
+    plateau = {2: {10}, 4: {40, 60}, 6: {40, 60}, 5: {90}, 0: {0}, 3: {0}}
+    assert all(data["progress"] in plateau[data["state"]] for data in seen[:-1])
+    assert {data["progress"] for data in seen} >= {10, 40, 60, 90}
+    assert final["progress"] == 100
+
+    emulator.configure(progress_curve="stuck")
+    emulator.script(outcomes=[{"state": 1, "duration": 0.5}])
+    final, seen = wait_final(client, created_id(create(client)))
+    assert {data["progress"] for data in seen[:-1]} <= {0, 50} and final["progress"] == 100
+    bad = httpx.post(
+        f"{emulator.url}/_emulator/config", json={"progress_curve": "wobbly"}, trust_env=False
+    )
+    assert error_of(bad) == (400, 400) and "progress_curve" in bad.json()["message"]
+
+
+def _done_job() -> Future:
+    job: Future = Future()
+    job.set_result(_JobResult(done_at=112.0, result=_scaled_photo()))
+    return job
+
+
+@functools.cache
+def _scaled_photo() -> local.LocalResult:
+    return local.run(PHOTO, "scale", {}, source_format="PNG")
+
+
+def _timeline_task(
+    outcome: int, processing_code: int = 4, job=None, progress_curve: str = "linear"
+) -> _Task:
     return _Task(
         task_id="t",
         endpoint="scale",
@@ -249,6 +348,7 @@ def _timeline_task(outcome: int, processing_code: int = 4, job=None) -> _Task:
         expire_result=False,
         result_token="token",
         job=job,
+        progress_curve=progress_curve,
     )
 
 
@@ -692,7 +792,7 @@ def test_management_command_serves_until_terminated():
     environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
     args = [sys.executable, str(ROOT / "manage.py"), "picwish_emulator", "--port", str(port)]
     args += ["--key", "cli-key", "--qps", "50", "--duration-min", "0", "--duration-max", "0"]
-    args += ["--fail-code", "-8=1"]
+    args += ["--fail-code", "-8=1", "--progress-curve", "stuck"]
     process = subprocess.Popen(
         args, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -700,6 +800,7 @@ def test_management_command_serves_until_terminated():
         url = f"http://127.0.0.1:{port}"
         with api_client(url, "cli-key") as cli:
             wait_until(lambda: _answers(cli), seconds=30)
+            assert cli.post("/_emulator/config", json={}).json()["progress_curve"] == "stuck"
             final, _ = wait_final(cli, created_id(create(cli)))
         assert final["state"] == -8
     finally:

@@ -5,7 +5,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from restorations.engines.emulator import EmulatorConfig, PicWishEmulator
+from restorations.engines.emulator import PROGRESS_CURVES, EmulatorConfig, PicWishEmulator
 
 # Options whose values start with "-" (negative state codes): argparse would read "-8=0.1" as
 # an option, so "--fail-code -8=0.1" is joined into "--fail-code=-8=0.1" before parsing.
@@ -77,6 +77,12 @@ class Command(BaseCommand):
         parser.add_argument("--result-ttl", type=float, default=defaults.result_ttl)
         parser.add_argument("--task-ttl", type=float, default=defaults.task_ttl)
         parser.add_argument("--latency", type=float, default=defaults.latency)
+        parser.add_argument(
+            "--progress-curve",
+            choices=PROGRESS_CURVES,
+            default=defaults.progress_curve,
+            help="how progress moves while a task is processed",
+        )
         parser.add_argument("--seed", type=int, default=None)
 
     def handle(self, *args, **options) -> None:
@@ -116,6 +122,7 @@ class Command(BaseCommand):
                 result_ttl=options["result_ttl"],
                 task_ttl=options["task_ttl"],
                 latency=options["latency"],
+                progress_curve=options["progress_curve"],
                 seed=options["seed"],
             )
         except ValueError as exc:

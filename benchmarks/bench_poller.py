@@ -50,6 +50,49 @@ def get_json(url: str) -> dict:
         return json.load(response)
 
 
+def derived_database(url: str, suffix: str) -> str:
+    """A database of its own next to DATABASE_URL's: "<its name>_<suffix>", so that benchmarks
+    started with different DATABASE_URLs never share one."""
+    base, _, name = url.rpartition("/")
+    return f"{base}/{name.split('?')[0] or 'desk_bench'}_{suffix}"
+
+
+def recreate_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
+        subprocess.run(["psql", admin, "-qc", sql], check=True, capture_output=True)
+
+
+def planning_cost(args) -> None:
+    """--planning-cost: the planner's query times at growing histories (benchmarks/
+    planning_cost.py), in a fresh database of its own."""
+    base_db = os.environ.get("DATABASE_URL", "")
+    if not base_db.startswith("postgres"):
+        raise SystemExit("--planning-cost needs PostgreSQL: set DATABASE_URL")
+    env = dict(os.environ, DATABASE_URL=derived_database(base_db, "planning"))
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", DJANGO_LOG_LEVEL="WARNING")
+    env["DESK_VAR_DIR"] = tempfile.mkdtemp(prefix="desk-bench-planning-")
+    recreate_database(env["DATABASE_URL"])
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    print(f"Planning cost: one team's history of finished tasks, sizes {args.planning_sizes}")
+    subprocess.run(
+        [
+            PYTHON,
+            "benchmarks/planning_cost.py",
+            "--sizes",
+            args.planning_sizes,
+            "--repeats",
+            args.planning_repeats,
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+
+
 class Run:
     """One workload through the pipeline, in its own database, broker and folders."""
 
@@ -63,7 +106,7 @@ class Run:
         env = dict(os.environ)
         base_db = os.environ.get("DATABASE_URL", "")
         if base_db.startswith("postgres"):
-            env["DATABASE_URL"] = base_db.rsplit("/", 1)[0] + f"/desk_bench_{self.label}"
+            env["DATABASE_URL"] = derived_database(base_db, self.label)
         else:
             env["DATABASE_URL"] = f"sqlite:///{self.var / 'db.sqlite3'}"
         broker = os.environ.get("CELERY_BROKER_URL", "")
@@ -171,10 +214,7 @@ class Run:
     def reset_database(self) -> None:
         url = self.env()["DATABASE_URL"]
         if url.startswith("postgres"):
-            name = url.rsplit("/", 1)[1]
-            admin = url.rsplit("/", 1)[0] + "/postgres"
-            for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
-                subprocess.run(["psql", admin, "-qc", sql], check=True, capture_output=True)
+            recreate_database(url)
         self.manage("migrate", "--no-input", "-v0")
         broker = self.env()["CELERY_BROKER_URL"]
         if broker.startswith("redis"):
@@ -354,7 +394,18 @@ def main() -> None:
     parser.add_argument(
         "--save", metavar="PREFIX", help="write each run's raw report to PREFIX.<run>.json"
     )
+    parser.add_argument(
+        "--planning-cost",
+        action="store_true",
+        help="instead of the runs: the planner's query times at 10,000 and 1,000,000 finished "
+        "tasks (PostgreSQL; a few minutes)",
+    )
+    parser.add_argument("--planning-sizes", default="10000,1000000", help=argparse.SUPPRESS)
+    parser.add_argument("--planning-repeats", default="50", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.planning_cost:
+        planning_cost(args)
+        return
 
     print(
         f"Workload: {args.photos} photos, emulator QPS {args.qps}, {args.slots} slots, "

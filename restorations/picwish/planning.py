@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from restorations.accounts.models import Team
-from restorations.jobs.models import Engine, Task
+from restorations.jobs.models import FINISHED_AT_PICWISH, IN_FLIGHT_AT_PICWISH, Task
 from restorations.jobs.operations import spec_for
 from restorations.jobs.states import State
 from restorations.picwish import client, planner
@@ -28,19 +28,16 @@ def _later(seconds: float) -> datetime:
 
 def finished(team: Team):
     """The team's tasks PicWish has finished processing (its completion stamp is set only then),
-    with the planner's estimates of their processing times."""
-    return Task.objects.filter(
-        team=team,
-        engine=Engine.PICWISH,
-        upstream_completed_at__isnull=False,
-        processing_started_at__isnull=False,
-        processing_ends_at__isnull=False,
-    )
+    with the planner's estimates of their processing times. The partial indexes
+    `task_finished_op_recent` and `task_finished_recent` have exactly this condition: every
+    query built on it must keep it whole for them to serve it."""
+    return Task.objects.filter(FINISHED_AT_PICWISH, team=team)
 
 
 def recently_finished(team: Team, operation: str | None = None):
     """The team's finished tasks, of one operation or of all, most recently finished first:
-    the recent processing times' query."""
+    the recent processing times' query (the partial indexes `task_finished_op_recent` and
+    `task_finished_recent` serve it)."""
     tasks = finished(team)
     if operation is not None:
         tasks = tasks.filter(operation=operation)
@@ -68,10 +65,9 @@ def concurrency_for(team: Team) -> int:
 
 
 def in_flight(team: Team):
-    """The team's tasks that PicWish holds and has not finished, as far as we know."""
-    return Task.objects.filter(
-        team=team, engine=Engine.PICWISH, state__gte=0, state__lt=State.WAITING_TO_SEND
-    ).exclude(state=State.COMPLETED)
+    """The team's tasks that PicWish holds and has not finished, as far as we know. The partial
+    index `task_in_flight` has exactly this condition."""
+    return Task.objects.filter(IN_FLIGHT_AT_PICWISH, team=team)
 
 
 def fixed_interval() -> float | None:
@@ -90,8 +86,14 @@ def held_by_picwish(team: Team):
 
 def finished_since(team: Team, moment: datetime):
     """The queue replay's second query: the team's tasks that finished after `moment` (when the
-    oldest task PicWish holds was sent), whose slots a held task may have taken."""
-    return finished(team).filter(submitted_at__isnull=False, processing_ends_at__gt=moment)
+    oldest task PicWish holds was sent), whose slots a held task may have taken, in the order
+    they finished (the partial index `task_finished_recent` serves it; without an order of its
+    own the query would sort by the model's -created_at)."""
+    return (
+        finished(team)
+        .filter(submitted_at__isnull=False, processing_ends_at__gt=moment)
+        .order_by("processing_ends_at")
+    )
 
 
 def queue_of(team: Team) -> list[tuple[int, planner.Ahead]]:

@@ -1,10 +1,12 @@
 """Benchmark of the PicWish pipeline against the emulator: `make bench-poller`.
 
-Starts the PicWish emulator (QPS 2, 4 upstream slots, durations uniform 2-8 s, 20 % failures),
-then pushes 40 photos through the real pipeline (separate Celery beat and worker processes) and
-prints throughput, requests per task, 429s and completion-detection lag. It does so once per
-seed (each seed draws other durations and failures) and pools the runs, then runs the same
-workloads with the fixed 1-second poller and prints the ratios.
+Starts the PicWish emulator (QPS 2, 4 upstream slots, durations uniform 2-8 s, 20 % failures,
+progress along the chosen curve), then pushes 40 photos through the real pipeline (separate
+Celery beat and worker processes) and prints throughput, requests per task, 429s and
+completion-detection lag. It does so once per seed (each seed draws other durations and
+failures) and pools the runs, then runs the same workloads with the fixed 1-second poller and
+prints the ratios; with several progress curves (--curves), all of that per curve, and a
+summary of the curves against the targets.
 
 Uses PostgreSQL and Redis when DATABASE_URL / CELERY_BROKER_URL are set, else SQLite and the
 file-system broker in a temporary folder. Figures go to docs/benchmarks.md by hand.
@@ -50,12 +52,55 @@ def get_json(url: str) -> dict:
         return json.load(response)
 
 
+def derived_database(url: str, suffix: str) -> str:
+    """A database of its own next to DATABASE_URL's: "<its name>_<suffix>", so that benchmarks
+    started with different DATABASE_URLs never share one."""
+    base, _, name = url.rpartition("/")
+    return f"{base}/{name.split('?')[0] or 'desk_bench'}_{suffix}"
+
+
+def recreate_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
+        subprocess.run(["psql", admin, "-qc", sql], check=True, capture_output=True)
+
+
+def planning_cost(args) -> None:
+    """--planning-cost: the planner's query times at growing histories (benchmarks/
+    planning_cost.py), in a fresh database of its own."""
+    base_db = os.environ.get("DATABASE_URL", "")
+    if not base_db.startswith("postgres"):
+        raise SystemExit("--planning-cost needs PostgreSQL: set DATABASE_URL")
+    env = dict(os.environ, DATABASE_URL=derived_database(base_db, "planning"))
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", DJANGO_LOG_LEVEL="WARNING")
+    env["DESK_VAR_DIR"] = tempfile.mkdtemp(prefix="desk-bench-planning-")
+    recreate_database(env["DATABASE_URL"])
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    print(f"Planning cost: one team's history of finished tasks, sizes {args.planning_sizes}")
+    subprocess.run(
+        [
+            PYTHON,
+            "benchmarks/planning_cost.py",
+            "--sizes",
+            args.planning_sizes,
+            "--repeats",
+            args.planning_repeats,
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+
+
 class Run:
     """One workload through the pipeline, in its own database, broker and folders."""
 
-    def __init__(self, args, label: str, poll_interval: float | None, seed: int):
-        self.args, self.poll_interval, self.seed = args, poll_interval, seed
-        self.label = f"{label}_{seed}"
+    def __init__(self, args, label: str, poll_interval: float | None, seed: int, curve: str):
+        self.args, self.poll_interval, self.seed, self.curve = args, poll_interval, seed, curve
+        self.label = f"{label}_{curve}_{seed}"
         self.var = Path(tempfile.mkdtemp(prefix=f"desk-bench-{self.label}-"))
         self.processes: list[subprocess.Popen] = []
 
@@ -63,7 +108,7 @@ class Run:
         env = dict(os.environ)
         base_db = os.environ.get("DATABASE_URL", "")
         if base_db.startswith("postgres"):
-            env["DATABASE_URL"] = base_db.rsplit("/", 1)[0] + f"/desk_bench_{self.label}"
+            env["DATABASE_URL"] = derived_database(base_db, self.label)
         else:
             env["DATABASE_URL"] = f"sqlite:///{self.var / 'db.sqlite3'}"
         broker = os.environ.get("CELERY_BROKER_URL", "")
@@ -127,6 +172,8 @@ class Run:
             str(a.failure_rate),
             "--seed",
             str(self.seed),
+            "--progress-curve",
+            self.curve,
             log="emulator",
         )
         try:
@@ -171,10 +218,7 @@ class Run:
     def reset_database(self) -> None:
         url = self.env()["DATABASE_URL"]
         if url.startswith("postgres"):
-            name = url.rsplit("/", 1)[1]
-            admin = url.rsplit("/", 1)[0] + "/postgres"
-            for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
-                subprocess.run(["psql", admin, "-qc", sql], check=True, capture_output=True)
+            recreate_database(url)
         self.manage("migrate", "--no-input", "-v0")
         broker = self.env()["CELERY_BROKER_URL"]
         if broker.startswith("redis"):
@@ -220,6 +264,49 @@ def even_timing(durations: list[float]) -> float:
     n, ordered = len(durations), sorted(durations)
     first_poll = ordered[n - 1 - round(0.95 * (n - 1))] + LAG_TARGET
     return (2 * n + sum(d > first_poll for d in durations)) / n
+
+
+def informed_timing(durations: list[float], curve: str) -> float:
+    """Requests per task with these processing times for a poller that knows them as a
+    distribution (not which task takes which) and what the emulator's states and `curve` report
+    at each share of the processing time: every first poll at even timing's time; then, while
+    the task runs, the next poll at the longest duration still consistent with everything the
+    task has reported, or LAG_TARGET after the shortest such duration if that comes first (so no
+    later poll is more than LAG_TARGET late); plus one create per task.
+
+    With the linear curve this is even timing (progress tells the end to a tenth of a second).
+    Where progress says nothing (stuck), only the states and the distribution narrow the end.
+    A reference, not a bound: a cleverer schedule may spend the 5 % of lag allowed elsewhere.
+    """
+    if not durations:
+        return float("nan")
+    if curve == "linear":
+        return even_timing(durations)
+    from restorations.engines import emulator  # the curves as the emulator reports them
+
+    def reported(duration: float, at: float) -> tuple[int, int]:
+        share = at / duration
+        phase = (
+            0
+            if share < emulator.PREPARING_SHARE
+            else 2
+            if share >= 1 - emulator.PUBLISHING_SHARE
+            else 1
+        )
+        return phase, emulator.progress_at(curve, share)
+
+    n, ordered = len(durations), sorted(durations)
+    first_poll = ordered[n - 1 - round(0.95 * (n - 1))] + LAG_TARGET
+    requests = 0
+    for duration in durations:
+        at, consistent, polls = first_poll, ordered, 1
+        while at < duration:
+            seen = reported(duration, at)
+            consistent = [d for d in consistent if d > at and reported(d, at) == seen]
+            at = min(consistent[-1], consistent[0] + LAG_TARGET)
+            polls += 1
+        requests += 1 + polls
+    return requests / n
 
 
 def measure(report: dict, args) -> dict:
@@ -276,7 +363,7 @@ def measure(report: dict, args) -> dict:
     }
 
 
-def pool(runs: list[dict], args) -> dict:
+def pool(runs: list[dict], args, curve: str = "linear") -> dict:
     """The figures of one or more runs taken together, as one longer run."""
     tasks = sum(r["tasks"] for r in runs)
     elapsed = sum(r["elapsed_s"] for r in runs)
@@ -291,7 +378,7 @@ def pool(runs: list[dict], args) -> dict:
         "capacity_per_s": capacity,
         "share_of_capacity": tasks / elapsed / capacity,
         "requests_per_task": sum(r["requests"] for r in runs) / tasks,
-        "even_timing": even_timing([d for r in runs for d in r["durations"]]),
+        "even_timing": informed_timing([d for r in runs for d in r["durations"]], curve),
         "http_429": sum(r["http_429"] for r in runs),
         "tightest_window_s": min(r["tightest_window_s"] for r in runs),
         "lag_p50_s": percentile(lags, 0.5),
@@ -300,15 +387,15 @@ def pool(runs: list[dict], args) -> dict:
     }
 
 
-def show(label: str, runs: dict[int, dict], args) -> dict:
+def show(label: str, runs: dict[int, dict], args, curve: str = "linear") -> dict:
     """Print one row per seed and, for several seeds, one for all of them; returns the pool."""
     print(f"\n{label}")
     print(
         "  seed  tasks (completed)  elapsed  tasks/s (of capacity)  requests/task (even timing)  "
         "429s  lag p50 / p95 / max"
     )
-    rows = [(str(seed), pool([run], args)) for seed, run in runs.items()]
-    total = pool(list(runs.values()), args)
+    rows = [(str(seed), pool([run], args, curve)) for seed, run in runs.items()]
+    total = pool(list(runs.values()), args, curve)
     if len(runs) > 1:
         rows.append(("all", total))
     for name, f in rows:
@@ -349,12 +436,34 @@ def main() -> None:
         "--seeds", type=seed_list, default="1-5", help='one run per seed: "1-5", "1,3,7"'
     )
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--curve",
+        dest="curve_names",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the emulator's progress curve (linear, plateaus, late_jump, stuck); repeatable",
+    )
+    parser.add_argument(
+        "--curves", type=lambda text: text.split(","), default=[], help='e.g. "linear,stuck"'
+    )
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="print every task's figures")
     parser.add_argument(
         "--save", metavar="PREFIX", help="write each run's raw report to PREFIX.<run>.json"
     )
+    parser.add_argument(
+        "--planning-cost",
+        action="store_true",
+        help="instead of the runs: the planner's query times at 10,000 and 1,000,000 finished "
+        "tasks (PostgreSQL; a few minutes)",
+    )
+    parser.add_argument("--planning-sizes", default="10000,1000000", help=argparse.SUPPRESS)
+    parser.add_argument("--planning-repeats", default="50", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.planning_cost:
+        planning_cost(args)
+        return
 
     print(
         f"Workload: {args.photos} photos, emulator QPS {args.qps}, {args.slots} slots, "
@@ -365,21 +474,66 @@ def main() -> None:
     print(
         "Even timing: the requests per task if every first poll came at the same time after "
         f"its task's start, the latest a lag p95 of {LAG_TARGET:g} s allows with the durations "
-        "drawn."
+        "drawn, and each later poll at the longest duration still consistent with what the "
+        f"curve reported (at most {LAG_TARGET:g} s after the shortest)."
     )
-    planned = {seed: Run(args, "planned", None, seed).run() for seed in args.seeds}
-    planned_total = show("Planned polling (the product)", planned, args)
-    if args.skip_naive:
-        return
-    naive = {seed: Run(args, "naive", 1.0, seed).run() for seed in args.seeds}
-    naive_total = show("Fixed 1-second polling through the same limiter", naive, args)
-    print("\nRatios (planned / fixed 1 s, all seeds)")
-    for key, label in [
-        ("tasks_per_s", "tasks per second"),
-        ("requests_per_task", "requests per task"),
-        ("lag_p95_s", "detection lag p95"),
-    ]:
-        print(f"  {label:<24}{planned_total[key] / naive_total[key]:.2f}")
+    curves = args.curves + args.curve_names or ["linear"]
+    totals = {}
+    for curve in curves:
+        planned = {seed: Run(args, "planned", None, seed, curve).run() for seed in args.seeds}
+        totals[curve] = show(
+            f"Planned polling (the product), progress curve {curve}", planned, args, curve
+        )
+        if args.skip_naive:
+            continue
+        naive = {seed: Run(args, "naive", 1.0, seed, curve).run() for seed in args.seeds}
+        naive_total = show(
+            f"Fixed 1-second polling through the same limiter, progress curve {curve}",
+            naive,
+            args,
+            curve,
+        )
+        print(f"\nRatios (planned / fixed 1 s, all seeds, {curve})")
+        for key, label in [
+            ("tasks_per_s", "tasks per second"),
+            ("requests_per_task", "requests per task"),
+            ("lag_p95_s", "detection lag p95"),
+        ]:
+            print(f"  {label:<24}{totals[curve][key] / naive_total[key]:.2f}")
+    if len(curves) > 1:
+        summary(totals)
+
+
+# The targets, checked on each curve's pooled row.
+TARGETS = {
+    "share_of_capacity": (0.90, ">="),
+    "requests_per_task": (2.5, "<="),
+    "http_429": (0, "<="),
+    "lag_p95_s": (LAG_TARGET, "<="),
+}
+
+
+def summary(totals: dict[str, dict]) -> None:
+    print(
+        "\nPlanned polling per progress curve, all seeds (targets: at least 90 % of capacity, "
+        f"at most 2.5 requests per task, no 429, lag p95 at most {LAG_TARGET:g} s)"
+    )
+    print(
+        "  curve      tasks/s (of capacity)  requests/task (even timing)  429s  lag p50 / p95"
+        "  missed"
+    )
+    for curve, f in totals.items():
+        missed = [
+            name
+            for name, (limit, way) in TARGETS.items()
+            if not (f[name] >= limit if way == ">=" else f[name] <= limit)
+        ]
+        print(
+            f"  {curve:<10} {f['tasks_per_s']:.3f} ({f['share_of_capacity']:6.1%})        "
+            f"{f['requests_per_task']:.2f} ({f['even_timing']:.2f})                  "
+            f"{f['http_429']:4}  {f['lag_p50_s']:.2f} / {f['lag_p95_s']:.2f}    "
+            f"{', '.join(missed) or 'none'}"
+        )
 
 
 if __name__ == "__main__":

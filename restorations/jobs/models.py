@@ -3,6 +3,7 @@ from pathlib import PurePath
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from restorations.accounts.models import Team
@@ -33,6 +34,24 @@ class Engine(models.TextChoices):
         if team.has_own_picwish_key or settings.PICWISH_API_KEY:
             return cls.PICWISH
         return cls.LOCAL
+
+
+# PicWish tasks PicWish has finished processing (it stamps completion only then), with the poll
+# planner's estimates of their processing times: where the planner learns from.
+FINISHED_AT_PICWISH = Q(
+    engine=Engine.PICWISH,
+    upstream_completed_at__isnull=False,
+    processing_started_at__isnull=False,
+    processing_ends_at__isnull=False,
+)
+# PicWish tasks PicWish holds and has not finished, as far as the project knows (sent, not yet
+# seen finished): the queue the poll planner replays. PicWish's in-progress codes are 0 and
+# 2..99, written as two ranges: PostgreSQL estimates `state >= 0 AND state < 100 AND state <> 1`
+# as if its parts were independent, expects a tenth of a long history of completed tasks to
+# match, and then scans the table (and compiles the scan) instead of reading an index.
+IN_FLIGHT_AT_PICWISH = Q(engine=Engine.PICWISH) & (
+    Q(state=State.QUEUED) | Q(state__gt=State.COMPLETED, state__lt=State.WAITING_TO_SEND)
+)
 
 
 class Upload(models.Model):
@@ -156,6 +175,29 @@ class Task(models.Model):
             models.Index(fields=["next_poll_at"], condition=ACTIVE, name="task_active_due"),
             # The team task list: newest first within a team.
             models.Index(fields=["team", "-created_at"], name="task_team_recent"),
+            # The poll planner's queries (restorations.picwish.planning), run several times per
+            # send and poll: a team's most recently finished tasks of one operation (their
+            # processing times), and of all operations (the measured concurrency; the queue
+            # replay's tasks finished since the oldest one PicWish holds was sent). Partial,
+            # with exactly planning.finished()'s condition, so they read the newest rows of
+            # the team however long its history, and in-flight tasks never enter them.
+            models.Index(
+                fields=["team", "operation", "-processing_ends_at"],
+                condition=FINISHED_AT_PICWISH,
+                name="task_finished_op_recent",
+            ),
+            models.Index(
+                fields=["team", "-processing_ends_at"],
+                condition=FINISHED_AT_PICWISH,
+                name="task_finished_recent",
+            ),
+            # The queue replay's tasks PicWish holds, oldest sent first, and their count (the
+            # dispatcher's send deadlines): with exactly planning.in_flight()'s condition.
+            models.Index(
+                fields=["team", "submitted_at", "id"],
+                condition=IN_FLIGHT_AT_PICWISH,
+                name="task_in_flight",
+            ),
         ]
 
     def __str__(self):

@@ -11,13 +11,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from restorations.accounts.models import Team
-from restorations.jobs.models import Engine, Task
+from restorations.jobs.models import FINISHED_AT_PICWISH, IN_FLIGHT_AT_PICWISH, Task
 from restorations.jobs.operations import spec_for
-from restorations.jobs.states import State, is_final
+from restorations.jobs.states import is_final
 from restorations.picwish import client, planner
 
 # How many of a team's in-flight tasks the poll planner replays (oldest first).
 QUEUE_REPLAY_LIMIT = 300
+# How many recently finished tasks give the processing times and the measured concurrency.
+RECENT = 40
 
 
 def _later(seconds: float) -> datetime:
@@ -26,29 +28,32 @@ def _later(seconds: float) -> datetime:
 
 def finished(team: Team):
     """The team's tasks PicWish has finished processing (its completion stamp is set only then),
-    with the planner's estimates of their processing times."""
-    return Task.objects.filter(
-        team=team,
-        engine=Engine.PICWISH,
-        upstream_completed_at__isnull=False,
-        processing_started_at__isnull=False,
-        processing_ends_at__isnull=False,
-    )
+    with the planner's estimates of their processing times. The partial indexes
+    `task_finished_op_recent` and `task_finished_recent` have exactly this condition: every
+    query built on it must keep it whole for them to serve it."""
+    return Task.objects.filter(FINISHED_AT_PICWISH, team=team)
 
 
-def recent_processing(team: Team, **filters) -> list[tuple[float, float]]:
-    """(start, end) of the team's 40 most recently finished tasks, as Unix times."""
-    recent = (
-        finished(team)
-        .filter(**filters)
-        .order_by("-processing_ends_at")
-        .values_list("processing_started_at", "processing_ends_at")[:40]
-    )
+def recently_finished(team: Team, operation: str | None = None):
+    """The team's finished tasks, of one operation or of all, most recently finished first:
+    the recent processing times' query (the partial indexes `task_finished_op_recent` and
+    `task_finished_recent` serve it)."""
+    tasks = finished(team)
+    if operation is not None:
+        tasks = tasks.filter(operation=operation)
+    return tasks.order_by("-processing_ends_at")
+
+
+def recent_processing(team: Team, operation: str | None = None) -> list[tuple[float, float]]:
+    """(start, end) of the team's RECENT most recently finished tasks, as Unix times."""
+    recent = recently_finished(team, operation).values_list(
+        "processing_started_at", "processing_ends_at"
+    )[:RECENT]
     return [(start.timestamp(), end.timestamp()) for start, end in recent]
 
 
 def durations_for(task: Task) -> planner.Durations:
-    recent = recent_processing(task.team, operation=task.operation)
+    recent = recent_processing(task.team, task.operation)
     samples = tuple(end - start for start, end in recent if end > start)
     return planner.Durations(samples, spec_for(task.operation).typical_seconds)
 
@@ -60,10 +65,9 @@ def concurrency_for(team: Team) -> int:
 
 
 def in_flight(team: Team):
-    """The team's tasks that PicWish holds and has not finished, as far as we know."""
-    return Task.objects.filter(
-        team=team, engine=Engine.PICWISH, state__gte=0, state__lt=State.WAITING_TO_SEND
-    ).exclude(state=State.COMPLETED)
+    """The team's tasks that PicWish holds and has not finished, as far as we know. The partial
+    index `task_in_flight` has exactly this condition."""
+    return Task.objects.filter(IN_FLIGHT_AT_PICWISH, team=team)
 
 
 def fixed_interval() -> float | None:
@@ -72,22 +76,36 @@ def fixed_interval() -> float | None:
     return settings.PICWISH_POLL_INTERVAL
 
 
+REPLAY_FIELDS = ("pk", "submitted_at", "processing_started_at", "processing_ends_at")
+
+
+def held_by_picwish(team: Team):
+    """The queue replay's first query: the team's sent tasks PicWish holds, oldest first."""
+    return in_flight(team).filter(submitted_at__isnull=False).order_by("submitted_at", "pk")
+
+
+def finished_since(team: Team, moment: datetime):
+    """The queue replay's second query: the team's tasks that finished after `moment` (when the
+    oldest task PicWish holds was sent), whose slots a held task may have taken, in the order
+    they finished (the partial index `task_finished_recent` serves it; without an order of its
+    own the query would sort by the model's -created_at)."""
+    return (
+        finished(team)
+        .filter(submitted_at__isnull=False, processing_ends_at__gt=moment)
+        .order_by("processing_ends_at")
+    )
+
+
 def queue_of(team: Team) -> list[tuple[int, planner.Ahead]]:
     """The team's tasks PicWish holds, in the order they were sent, as the planner sees them;
     with the finished ones whose slot a task still held may have taken (those that finished
     after the oldest of them was sent)."""
-    fields = ("pk", "submitted_at", "processing_started_at", "processing_ends_at")
-    held = list(
-        in_flight(team)
-        .filter(submitted_at__isnull=False)
-        .order_by("submitted_at", "pk")
-        .values_list(*fields)[:QUEUE_REPLAY_LIMIT]
-    )
+    held = list(held_by_picwish(team).values_list(*REPLAY_FIELDS)[:QUEUE_REPLAY_LIMIT])
     if not held:
         return []
-    done = finished(team).filter(submitted_at__isnull=False, processing_ends_at__gt=held[0][1])
+    done = finished_since(team, held[0][1])
     rows = [(row, False) for row in held]
-    rows += [(row, True) for row in done.values_list(*fields)[:QUEUE_REPLAY_LIMIT]]
+    rows += [(row, True) for row in done.values_list(*REPLAY_FIELDS)[:QUEUE_REPLAY_LIMIT]]
     rows.sort(key=lambda pair: (pair[0][1], pair[0][0]))
     return [
         (

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0003_task_processing_times'),
+        ('jobs', '0004_task_recent_processing_index'),
     ]
 
     operations = [

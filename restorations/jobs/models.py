@@ -119,6 +119,9 @@ class Task(models.Model):
         help_text="Expected from progress while processing; once finished, "
         "the likeliest moment it finished.",
     )
+    # What each poll saw while PicWish processed the task: [Unix time, state, progress]. Once
+    # the task has finished, the poll planner learns from it how reports relate to time left.
+    progress_seen = models.JSONField(default=list, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)

@@ -8,29 +8,44 @@ queued task starts when an earlier one finishes.
 
 The plan, per task: replay the account's queue to estimate when PicWish starts the task, then
 poll once a little after the shortest likely processing time from there. Most tasks that are
-done by then are noticed within the lag budget; one still processing reports its progress,
-which gives its finishing time, and one more poll lands just after it. When a task finishes,
+done by then are noticed within the lag budget. One still processing reports a state and a
+progress; how those relate to the time left is not documented, so the planner learns it from
+the account's finished tasks: at which share of their processing time they made the same
+report. That bounds the task's end, and the next poll lands just after the latest likely end,
+or a lag budget after the earliest when the bounds are wide (a report that says little, such as
+progress stuck at one value, leaves only the durations seen to go by). When a task finishes,
 the oldest queued one is known to start then, and its first poll moves forward to match.
 """
 
 import heapq
+import math
 from dataclasses import dataclass
 from statistics import median, quantiles
 
 from restorations.jobs.states import State
 
 QUEUED_STATES = frozenset({State.QUEUED, State.PREPARING, State.WAITING})
+# The order of the states a task reports while PicWish processes it. The planner assumes only
+# that reports move forward: to a later stage, or within one to a progress no lower.
+STAGES = {State.PREPARING: 1, State.PROCESSING: 2, State.PROCESSING_LOOP: 2, State.PUBLISHING: 3}
 MIN_DELAY = 0.3
 MAX_DELAY = 60.0
 # How late after the shortest likely duration the first poll comes. Larger means fewer second
 # polls but later notice of quick tasks. Tuned with `make bench-poller` (docs/benchmarks.md).
 LAG_BUDGET = 2.5
-# Aim this long after a finishing time estimated from progress.
+# Aim this long after the latest likely finishing time.
 AFTER_ETA = 0.35
+# Finished tasks' reports to match a report against: at least this many, with progress at most
+# MAX_PROGRESS_GAP away in the same stage (the nearest first); fewer say nothing.
+MIN_MATCHES = 3
+MAX_PROGRESS_GAP = 10
+# Of this many matches or more, the outermost on each side (one in ROBUST_MATCHES) are taken
+# for noise: the shares are estimates from whole-second stamps.
+ROBUST_MATCHES = 50
+# Finished tasks needed before the longest of them bounds how long a task may take.
+MIN_SAMPLES = 5
 # Finished tasks needed before the measured concurrency replaces the assumed one.
 MIN_INTERVALS = 8
-# Progress this low says too little about the rate to trust an estimate made from it.
-MIN_PROGRESS_FOR_ETA = 3
 # Estimated starts and ends can each be off by up to half of PicWish's whole-second stamps, so
 # a task can seem to start a little before the one whose slot it took ended: the measured
 # concurrency ignores overlaps shorter than this.
@@ -40,12 +55,29 @@ OVERLAP_TOLERANCE = 1.0
 QUEUED_RECHECK_SHARE = 1.5
 
 
+def stage_of(state: int) -> int:
+    """A reported state's place in STAGES; 0 for a state not reported while processing."""
+    return STAGES.get(state, 0)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A report a finished task made while PicWish processed it, and when: as a share (0..1)
+    of its processing time."""
+
+    stage: int
+    progress: int
+    share: float
+
+
 @dataclass(frozen=True)
 class Durations:
-    """Recent processing times (seconds) of one operation on one account."""
+    """What one operation's recently finished tasks on one account showed: their processing
+    times (seconds) and the reports their polls saw."""
 
     samples: tuple[float, ...]
     typical: float  # the operation's default before anything is measured
+    seen: tuple[Seen, ...] = ()
 
     @property
     def usual(self) -> float:
@@ -58,9 +90,14 @@ class Durations:
         Estimated with the exclusive method, which extrapolates below the smallest sample while
         there are fewer than 19: the smallest of a few samples lies well above the 5th
         percentile (of five durations, at about the 17th on average)."""
-        if len(self.samples) < 5:
+        if len(self.samples) < MIN_SAMPLES:
             return self.usual / 3
         return max(0.0, quantiles(self.samples, n=20, method="exclusive")[0])
+
+    @property
+    def longest(self) -> float:
+        """The longest processing time seen; unbounded until there are enough samples."""
+        return max(self.samples) if len(self.samples) >= MIN_SAMPLES else math.inf
 
 
 def _clamp(delay: float) -> float:
@@ -95,12 +132,45 @@ def likely_end(completed_second: float, seen: float, expected: float | None) -> 
     return (low + high) / 2
 
 
-def expected_end(started: float, observed: float, progress: int) -> float | None:
-    """When a task PicWish started at `started` and saw at `progress` % at `observed` will
-    finish; None while progress is too low to tell."""
-    if progress < MIN_PROGRESS_FOR_ETA or observed <= started:
+def shares_for(stage: int, progress: int, seen: tuple[Seen, ...]) -> list[float]:
+    """The shares of their processing time at which finished tasks made this report, or the
+    nearest in progress in the same stage (at least MIN_MATCHES of them, outliers dropped);
+    empty when they made none close enough."""
+    same_stage = [s for s in seen if s.stage == stage]
+    for gap in range(MAX_PROGRESS_GAP + 1):
+        shares = sorted(s.share for s in same_stage if abs(s.progress - progress) <= gap)
+        if len(shares) >= MIN_MATCHES:
+            cut = len(shares) // ROBUST_MATCHES
+            return shares[cut : len(shares) - cut]
+    return []
+
+
+def end_range(elapsed: float, stage: int, progress: int, durations: Durations):
+    """The earliest and latest processing times (seconds) of a task that made this report
+    `elapsed` seconds into its processing: from the shares at which finished tasks made it, and
+    no longer than the longest of them while that is still possible (math.inf: unbounded)."""
+    low, high = elapsed, math.inf
+    shares = shares_for(stage, progress, durations.seen)
+    if shares:
+        low = max(low, elapsed / shares[-1]) if shares[-1] > 0 else low
+        high = elapsed / shares[0] if shares[0] > 0 else math.inf
+    if low <= durations.longest < high:
+        high = durations.longest
+    return low, high
+
+
+def expected_end(
+    started: float, observed: float, stage: int, progress: int, durations: Durations
+) -> float | None:
+    """When a task PicWish started at `started` and saw making this report at `observed` will
+    likely finish (the median of what finished tasks' shares say, within `end_range`); None
+    when they say nothing."""
+    elapsed = observed - started
+    shares = shares_for(stage, progress, durations.seen)
+    if elapsed <= 0 or not shares or median(shares) <= 0:
         return None
-    return started + (observed - started) * 100.0 / progress
+    low, high = end_range(elapsed, stage, progress, durations)
+    return started + min(max(elapsed / median(shares), low), high)
 
 
 @dataclass(frozen=True)
@@ -109,7 +179,7 @@ class Ahead:
 
     submitted: float
     started: float | None  # when PicWish started it, if a poll has said so
-    ends: float | None = None  # expected from progress, or, once finished, when it did
+    ends: float | None = None  # expected from its reports, or, once finished, when it did
     finished: bool = False
 
 
@@ -121,7 +191,7 @@ def expected_starts(
     they held a slot that a task still in the queue may take.
 
     Each task holds one of `slots` slots from its start until its end: when it finished, else
-    when its progress says it will, else after the usual duration. A task not seen finished is
+    when its reports say it will, else after the usual duration. A task not seen finished is
     assumed to end no earlier than now.
     """
     ends: list[float] = []
@@ -164,10 +234,8 @@ def next_poll(
             recheck = durations.usual * QUEUED_RECHECK_SHARE
             return _clamp(max(queued_until, recheck) + first_check(durations))
         return _clamp(first_check(durations) / 2)
-    total = expected_end(0.0, elapsed_processing, progress)
-    if total is not None:
-        return _clamp(total - elapsed_processing + AFTER_ETA)
-    return _clamp(max(first_check(durations) - elapsed_processing, durations.usual / 4))
+    low, high = end_range(elapsed_processing, stage_of(state), progress, durations)
+    return _clamp(min(low + LAG_BUDGET, high + AFTER_ETA) - elapsed_processing)
 
 
 def concurrency(intervals: list[tuple[float, float]], *, default: int) -> int:

@@ -20,6 +20,8 @@ from restorations.picwish import client, planner
 QUEUE_REPLAY_LIMIT = 300
 # How many recently finished tasks give the processing times and the measured concurrency.
 RECENT = 40
+# How many of its reports while processing a task keeps for the planner (the latest).
+MAX_REPORTS_KEPT = 20
 
 
 def _later(seconds: float) -> datetime:
@@ -44,18 +46,35 @@ def recently_finished(team: Team, operation: str | None = None):
     return tasks.order_by("-processing_ends_at")
 
 
+def _recent(team: Team, operation: str | None, *fields: str) -> list[tuple]:
+    """The team's RECENT most recently finished tasks: their processing start and end (Unix
+    times) and `fields`."""
+    rows = recently_finished(team, operation).values_list(
+        "processing_started_at", "processing_ends_at", *fields
+    )[:RECENT]
+    return [(start.timestamp(), end.timestamp(), *rest) for start, end, *rest in rows]
+
+
 def recent_processing(team: Team, operation: str | None = None) -> list[tuple[float, float]]:
     """(start, end) of the team's RECENT most recently finished tasks, as Unix times."""
-    recent = recently_finished(team, operation).values_list(
-        "processing_started_at", "processing_ends_at"
-    )[:RECENT]
-    return [(start.timestamp(), end.timestamp()) for start, end in recent]
+    return [(start, end) for start, end in _recent(team, operation)]
 
 
 def durations_for(task: Task) -> planner.Durations:
-    recent = recent_processing(task.team, task.operation)
-    samples = tuple(end - start for start, end in recent if end > start)
-    return planner.Durations(samples, spec_for(task.operation).typical_seconds)
+    """What the team's recently finished tasks of `task`'s operation showed the planner: their
+    processing times, and their polls' reports at their shares of those times."""
+    samples, seen = [], []
+    for start, end, reports in _recent(task.team, task.operation, "progress_seen"):
+        if end <= start:
+            continue
+        samples.append(end - start)
+        seen += [
+            planner.Seen(
+                planner.stage_of(state), progress, min(1.0, max(0.0, (at - start) / (end - start)))
+            )
+            for at, state, progress in reports
+        ]
+    return planner.Durations(tuple(samples), spec_for(task.operation).typical_seconds, tuple(seen))
 
 
 def concurrency_for(team: Team) -> int:
@@ -165,8 +184,9 @@ def first_poll_at(task: Task) -> datetime:
 
 def processing_times(task: Task, polled: client.Polled) -> dict:
     """The planner's estimates of when PicWish started and finishes (or finished) processing
-    `task`, from its whole-second stamps, the progress and when the poll was answered; set on
-    `task` too, and returned as fields to save."""
+    `task`, from its whole-second stamps, its report and when the poll was answered; with the
+    report added to the task's reports seen while processing. Set on `task` too, and returned
+    as fields to save."""
     if polled.processed_at is None:
         return {}
     now = time.time()
@@ -174,17 +194,24 @@ def processing_times(task: Task, polled: client.Polled) -> dict:
         started = task.processing_started_at.timestamp()  # estimated at the first sight of it
     else:
         started = likely_start(task, polled)
+    fields = {}
     if is_final(polled.state):
         expected = task.processing_ends_at.timestamp() if task.processing_ends_at else None
         completed = (polled.completed_at or timezone.now()).timestamp()
         ends = max(started, planner.likely_end(completed, now, expected))
     else:
-        ends = planner.expected_end(started, now, polled.progress)
+        stage = planner.stage_of(polled.state)
+        ends = planner.expected_end(started, now, stage, polled.progress, durations_for(task))
+        task.progress_seen = [*task.progress_seen, [now, polled.state, polled.progress]][
+            -MAX_REPORTS_KEPT:
+        ]
+        fields["progress_seen"] = task.progress_seen
     task.processing_started_at = at(started)
     task.processing_ends_at = at(ends) if ends is not None else None
     return {
         "processing_started_at": task.processing_started_at,
         "processing_ends_at": task.processing_ends_at,
+        **fields,
     }
 
 

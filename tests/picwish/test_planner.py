@@ -5,6 +5,7 @@ from restorations.picwish import planner as poll_planner
 from restorations.picwish.planner import (
     Ahead,
     Durations,
+    Seen,
     concurrency,
     expected_end,
     expected_starts,
@@ -12,10 +13,26 @@ from restorations.picwish.planner import (
     likely_end,
     likely_start,
     next_poll,
+    shares_for,
 )
 
-MEASURED = Durations(tuple(2.0 + i * 0.2 for i in range(31)), typical=10.0)  # 2.0 … 8.0 s
+SAMPLES = tuple(2.0 + i * 0.2 for i in range(31))  # 2.0 … 8.0 s
+MEASURED = Durations(SAMPLES, typical=10.0)
 USUAL = MEASURED.usual  # 5.0
+PROCESSING = poll_planner.stage_of(State.PROCESSING)
+
+
+def learned(curve) -> Durations:
+    """MEASURED, with reports made by finished tasks whose progress followed `curve` (share of
+    the processing time -> progress), seen at every 1/200 of it."""
+    seen = tuple(Seen(PROCESSING, curve(n / 200), n / 200) for n in range(200))
+    return Durations(SAMPLES, typical=10.0, seen=seen)
+
+
+LINEAR = learned(lambda share: int(100 * share))
+LATE_JUMP = learned(lambda share: int(15 * share))
+STUCK = learned(lambda share: 50)
+PLATEAUS = learned(lambda share: 40 if share < 0.5 else 60)
 
 
 def test_before_any_measurement_the_operations_typical_time_is_used():
@@ -43,12 +60,14 @@ def test_tasks_start_at_once_while_slots_are_free():
 def test_a_queued_task_starts_when_the_earliest_task_ahead_ends():
     queue = [
         Ahead(submitted=100.0, started=100.0),  # no progress seen: ends after the usual 5 s
-        Ahead(submitted=100.0, started=101.0, ends=expected_end(101.0, 103.0, 50)),  # at 105
+        Ahead(
+            submitted=100.0, started=101.0, ends=expected_end(101.0, 103.0, PROCESSING, 50, LINEAR)
+        ),
         Ahead(submitted=101.0, started=None),
         Ahead(submitted=102.0, started=None),
     ]
     starts = expected_starts(queue, now=102.0, slots=2, durations=MEASURED)
-    assert starts[2:] == [105.0, 105.0]  # both slots free up at 105
+    assert starts[2:] == pytest.approx([105.0, 105.0], abs=0.05)  # both slots free up at 105
 
 
 def test_a_finished_task_frees_its_slot_when_it_finished_not_when_that_was_seen():
@@ -78,19 +97,71 @@ def test_a_task_not_seen_finished_is_assumed_to_end_no_earlier_than_now():
     assert starts[1] == 130.0
 
 
-def test_progress_gives_the_finishing_time():
-    # 3 s in and 50 % done: 3 s to go.
-    delay = next_poll(
-        state=State.PROCESSING, progress=50, elapsed_processing=3.0, durations=MEASURED
+def poll_delay(durations: Durations, progress: int, elapsed: float, state=State.PROCESSING):
+    return next_poll(
+        state=state, progress=progress, elapsed_processing=elapsed, durations=durations
     )
-    assert delay == 3.0 + poll_planner.AFTER_ETA
 
 
-def test_too_little_progress_falls_back_to_the_first_check():
-    delay = next_poll(
-        state=State.PROCESSING, progress=1, elapsed_processing=1.0, durations=MEASURED
+def test_progress_is_not_read_as_linear_before_finished_tasks_show_what_it_means():
+    # 3 s in at 50 %: nothing says 3 s are left, so the next poll comes the lag budget later.
+    assert poll_delay(MEASURED, 50, 3.0) == poll_planner.LAG_BUDGET
+
+
+def test_a_learned_linear_progress_gives_the_finishing_time():
+    # Finished tasks said 50 % at half their time: 3 s in, 3 s to go.
+    assert poll_delay(LINEAR, 50, 3.0) == pytest.approx(3.0 + poll_planner.AFTER_ETA, abs=0.15)
+
+
+def test_a_learned_late_jump_gives_the_finishing_time_from_a_low_progress():
+    # Progress creeping to 15 % over the processing time: 10 % is two thirds of the way.
+    delay = poll_delay(LATE_JUMP, 10, 4.0)
+    assert delay == pytest.approx(2.0 + poll_planner.AFTER_ETA, abs=0.3)
+    assert poll_delay(LINEAR, 10, 4.0) > 30.0  # the same report, read as linear: 40 s in all
+
+
+def test_a_progress_that_says_nothing_leaves_the_durations_to_go_by():
+    # Stuck at 50 %: every share reported it, so only the lag budget and the longest count.
+    assert poll_delay(STUCK, 50, 3.0) == pytest.approx(poll_planner.LAG_BUDGET, abs=0.1)
+    assert poll_delay(STUCK, 50, 7.0) == pytest.approx(8.0 - 7.0 + poll_planner.AFTER_ETA)
+    # Past the longest duration seen, nothing bounds it: the lag budget again.
+    assert poll_delay(STUCK, 50, 9.0) == pytest.approx(poll_planner.LAG_BUDGET, abs=0.25)
+
+
+def test_a_plateau_bounds_the_end_by_where_it_starts_and_ends():
+    # 40 % from 0 to half the time: 2 s in, the task takes at least 4 s (and at most 8 s).
+    assert poll_delay(PLATEAUS, 40, 2.0) == pytest.approx(
+        4.0 + poll_planner.LAG_BUDGET - 2.0, abs=0.2
     )
-    assert delay == poll_planner.first_check(MEASURED) - 1.0
+    # 60 % from half the time to the end: 3.5 s in, 3.5 to 7 s in all, too wide a range to
+    # aim after its end: the lag budget after its start.
+    assert poll_delay(PLATEAUS, 60, 3.5) == pytest.approx(poll_planner.LAG_BUDGET, abs=0.1)
+    # 6 s in, 6 to 12 s, but none has taken more than 8 s.
+    assert poll_delay(PLATEAUS, 60, 6.0) == pytest.approx(2.0 + poll_planner.AFTER_ETA)
+
+
+def test_the_stage_is_part_of_the_report():
+    # The same progress in another stage matches nothing the finished tasks reported.
+    publishing = poll_delay(LINEAR, 50, 3.0, state=State.PUBLISHING)
+    assert publishing == poll_planner.LAG_BUDGET
+    assert poll_planner.stage_of(State.PROCESSING_LOOP) == PROCESSING
+
+
+def test_reports_match_the_nearest_progress_and_drop_outliers():
+    seen = tuple(Seen(PROCESSING, 30, 0.3) for _ in range(2)) + (Seen(PROCESSING, 34, 0.34),)
+    assert shares_for(PROCESSING, 31, seen) == [0.3, 0.3, 0.34]  # within 3 points
+    assert shares_for(PROCESSING, 31, seen[:2]) == []  # too few
+    assert shares_for(PROCESSING, 45, seen) == []  # too far
+    many = tuple(Seen(PROCESSING, 50, 0.5) for _ in range(98)) + (
+        Seen(PROCESSING, 50, 0.01),
+        Seen(PROCESSING, 50, 0.99),
+    )
+    assert shares_for(PROCESSING, 50, many) == [0.5] * 96  # 2 % off each side
+
+
+def test_the_longest_duration_bounds_only_once_there_are_enough_samples():
+    assert MEASURED.longest == 8.0
+    assert Durations((3.0, 4.0), typical=10.0).longest == float("inf")
 
 
 def test_a_task_still_queued_waits_at_least_the_recheck_time():
@@ -108,25 +179,19 @@ def test_a_task_still_queued_waits_at_least_the_recheck_time():
 
 
 def test_preparing_after_processing_started_is_not_queued():
-    started = next_poll(
-        state=State.PREPARING, progress=10, elapsed_processing=0.5, durations=MEASURED
-    )
+    preparing = poll_planner.stage_of(State.PREPARING)
+    durations = Durations(SAMPLES, typical=10.0, seen=(Seen(preparing, 10, 0.1),) * 3)
+    started = poll_delay(durations, 10, 0.5, state=State.PREPARING)
     queued = next_poll(
         state=State.PREPARING, progress=0, elapsed_processing=None, durations=MEASURED
     )
-    assert started == 0.5 * 100 / 10 - 0.5 + poll_planner.AFTER_ETA
+    assert started == pytest.approx(0.5 / 0.1 - 0.5 + poll_planner.AFTER_ETA)
     assert queued > started
 
 
 def test_delays_are_bounded():
-    delay = next_poll(
-        state=State.PROCESSING, progress=99, elapsed_processing=60.0, durations=MEASURED
-    )
-    assert delay >= poll_planner.MIN_DELAY
-    slow = next_poll(
-        state=State.PROCESSING, progress=3, elapsed_processing=100.0, durations=MEASURED
-    )
-    assert slow == poll_planner.MAX_DELAY
+    assert poll_delay(LINEAR, 99, 60.0) >= poll_planner.MIN_DELAY
+    assert poll_delay(LINEAR, 3, 100.0) == poll_planner.MAX_DELAY
 
 
 def test_concurrency_is_the_most_tasks_seen_processing_at_once():
@@ -161,11 +226,11 @@ def test_a_start_is_where_it_was_expected_when_that_fits_the_reported_second():
     assert likely_start(100.0, submitted=100.6, expected=100.1) == 100.8
 
 
-def test_progress_predicts_the_end_once_it_says_enough():
-    assert expected_end(100.0, observed=104.0, progress=50) == 108.0
-    assert (
-        expected_end(100.0, observed=100.1, progress=poll_planner.MIN_PROGRESS_FOR_ETA - 1) is None
-    )
+def test_the_likely_end_is_where_finished_tasks_made_the_same_report():
+    assert expected_end(100.0, 104.0, PROCESSING, 50, LINEAR) == pytest.approx(108.0, abs=0.1)
+    assert expected_end(100.0, 104.0, PROCESSING, 50, MEASURED) is None  # nothing learned
+    # Within the durations seen: stuck at 50 % says "half-way" on average, but no more than 8 s.
+    assert expected_end(100.0, 106.0, PROCESSING, 50, STUCK) == pytest.approx(108.0)
 
 
 def test_a_finish_reported_in_whole_seconds_is_placed_by_progress_or_in_the_middle():

@@ -35,13 +35,9 @@ MAX_DELAY = 60.0
 LAG_BUDGET = 2.5
 # Aim this long after the latest likely finishing time.
 AFTER_ETA = 0.35
-# Finished tasks' reports to match a report against: at least this many, with progress at most
-# MAX_PROGRESS_GAP away in the same stage (the nearest first); fewer say nothing.
-MIN_MATCHES = 3
-MAX_PROGRESS_GAP = 10
-# Of this many matches or more, the outermost on each side (one in ROBUST_MATCHES) are taken
-# for noise: the shares are estimates from whole-second stamps.
-ROBUST_MATCHES = 50
+# Of the shares that bound a report's, the outermost one in ROBUST_SHARES is taken for noise:
+# shares are estimates from whole-second stamps.
+ROBUST_SHARES = 50
 # Finished tasks needed before the longest of them bounds how long a task may take.
 MIN_SAMPLES = 5
 # Finished tasks needed before the measured concurrency replaces the assumed one.
@@ -132,28 +128,31 @@ def likely_end(completed_second: float, seen: float, expected: float | None) -> 
     return (low + high) / 2
 
 
-def shares_for(stage: int, progress: int, seen: tuple[Seen, ...]) -> list[float]:
-    """The shares of their processing time at which finished tasks made this report, or the
-    nearest in progress in the same stage (at least MIN_MATCHES of them, outliers dropped);
-    empty when they made none close enough."""
-    same_stage = [s for s in seen if s.stage == stage]
-    for gap in range(MAX_PROGRESS_GAP + 1):
-        shares = sorted(s.share for s in same_stage if abs(s.progress - progress) <= gap)
-        if len(shares) >= MIN_MATCHES:
-            cut = len(shares) // ROBUST_MATCHES
-            return shares[cut : len(shares) - cut]
-    return []
+def share_range(stage: int, progress: int, seen: tuple[Seen, ...]) -> tuple[float, float]:
+    """Between which shares of its processing time a task makes this report, as far as the
+    finished tasks' reports tell: after the latest share at which they made an earlier report
+    (lower stage, or lower progress in the stage), before the earliest at which they made a
+    later one. (0, 1) when they say nothing, or contradict the order."""
+    report = (stage, progress)
+    before = sorted(s.share for s in seen if (s.stage, s.progress) < report)
+    after = sorted(s.share for s in seen if (s.stage, s.progress) > report)
+    low = before[-1 - len(before) // ROBUST_SHARES] if before else 0.0
+    high = after[len(after) // ROBUST_SHARES] if after else 1.0
+    return (low, high) if low <= high else (0.0, 1.0)
+
+
+def same_report(stage: int, progress: int, seen: tuple[Seen, ...]) -> list[float]:
+    """The shares at which finished tasks made exactly this report."""
+    return [s.share for s in seen if (s.stage, s.progress) == (stage, progress)]
 
 
 def end_range(elapsed: float, stage: int, progress: int, durations: Durations):
     """The earliest and latest processing times (seconds) of a task that made this report
-    `elapsed` seconds into its processing: from the shares at which finished tasks made it, and
-    no longer than the longest of them while that is still possible (math.inf: unbounded)."""
-    low, high = elapsed, math.inf
-    shares = shares_for(stage, progress, durations.seen)
-    if shares:
-        low = max(low, elapsed / shares[-1]) if shares[-1] > 0 else low
-        high = elapsed / shares[0] if shares[0] > 0 else math.inf
+    `elapsed` seconds into its processing: from `share_range`, and no longer than the longest
+    duration seen while that is still possible (math.inf: unbounded)."""
+    low_share, high_share = share_range(stage, progress, durations.seen)
+    low = max(elapsed, elapsed / high_share) if high_share > 0 else elapsed
+    high = elapsed / low_share if low_share > 0 else math.inf
     if low <= durations.longest < high:
         high = durations.longest
     return low, high
@@ -163,14 +162,16 @@ def expected_end(
     started: float, observed: float, stage: int, progress: int, durations: Durations
 ) -> float | None:
     """When a task PicWish started at `started` and saw making this report at `observed` will
-    likely finish (the median of what finished tasks' shares say, within `end_range`); None
-    when they say nothing."""
+    likely finish: where the finished tasks' shares of the same report put it (their median,
+    else the middle of `share_range`), within `end_range`; None when they say nothing."""
     elapsed = observed - started
-    shares = shares_for(stage, progress, durations.seen)
-    if elapsed <= 0 or not shares or median(shares) <= 0:
+    low_share, high_share = share_range(stage, progress, durations.seen)
+    if elapsed <= 0 or (low_share, high_share) == (0.0, 1.0):
         return None
+    shares = same_report(stage, progress, durations.seen)
+    share = median(shares) if shares else (low_share + high_share) / 2
     low, high = end_range(elapsed, stage, progress, durations)
-    return started + min(max(elapsed / median(shares), low), high)
+    return started + min(max(elapsed / share, low), high) if share > 0 else None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -67,9 +68,13 @@ def detected_at(task: Task) -> float | None:
     return None
 
 
-def collect(wait: float) -> None:
+def collect(wait: float, since: float = 0.0) -> None:
+    """Wait for the benchmark user's tasks to end, then print their figures; only those created
+    after `since` (Unix time) when it is given."""
     deadline = time.monotonic() + wait
     tasks = Task.objects.filter(team__memberships__user__username=USERNAME)
+    if since:
+        tasks = tasks.filter(created_at__gt=datetime.fromtimestamp(since, tz=UTC))
     while time.monotonic() < deadline and tasks.active().exists():
         time.sleep(0.5)
     rows = list(tasks.prefetch_related("events").order_by("created_at"))
@@ -102,11 +107,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("collect")
     c.add_argument("--wait", type=float, default=600)
+    c.add_argument("--since", type=float, default=0.0)
     args = parser.parse_args()
     if args.command == "push":
         push(args.photos, args.seed)
     else:
-        collect(args.wait)
+        collect(args.wait, args.since)
 
 
 if __name__ == "__main__":

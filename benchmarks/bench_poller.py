@@ -25,6 +25,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from emulator import timeline  # noqa: E402  (the curves as the emulator reports them)
+
 PYTHON = sys.executable
 CELERY = str(Path(PYTHON).with_name("celery"))
 KEY = "bench-key"
@@ -308,18 +312,17 @@ def informed_timing(durations: list[float], curve: str) -> float:
         return float("nan")
     if curve == "linear":
         return even_timing(durations)
-    from restorations.engines import emulator  # the curves as the emulator reports them
 
     def reported(duration: float, at: float) -> tuple[int, int]:
         share = at / duration
         phase = (
             0
-            if share < emulator.PREPARING_SHARE
+            if share < timeline.PREPARING_SHARE
             else 2
-            if share >= 1 - emulator.PUBLISHING_SHARE
+            if share >= 1 - timeline.PUBLISHING_SHARE
             else 1
         )
-        return phase, emulator.progress_at(curve, share)
+        return phase, timeline.progress_at(curve, share)
 
     n, ordered = len(durations), sorted(durations)
     first_poll = ordered[n - 1 - round(0.95 * (n - 1))] + LAG_TARGET
@@ -482,6 +485,12 @@ def main() -> None:
         "has finished tasks to learn from (an account in use, not a new one)",
     )
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--saved",
+        metavar="PREFIX",
+        help="print the planned runs' figures from the reports an earlier run saved with "
+        "--save PREFIX instead of running (implies --skip-naive)",
+    )
     parser.add_argument("--verbose", action="store_true", help="print every task's figures")
     parser.add_argument(
         "--save", metavar="PREFIX", help="write each run's raw report to PREFIX.<run>.json"
@@ -514,11 +523,19 @@ def main() -> None:
     curves = args.curves + args.curve_names or ["linear"]
     totals = {}
     for curve in curves:
-        planned = {seed: Run(args, "planned", None, seed, curve).run() for seed in args.seeds}
+        if args.saved:  # the figures of an earlier run's reports, without running again
+            planned = {
+                seed: measure(
+                    json.loads(Path(f"{args.saved}.planned_{curve}_{seed}.json").read_text()), args
+                )
+                for seed in args.seeds
+            }
+        else:
+            planned = {seed: Run(args, "planned", None, seed, curve).run() for seed in args.seeds}
         totals[curve] = show(
             f"Planned polling (the product), progress curve {curve}", planned, args, curve
         )
-        if args.skip_naive:
+        if args.skip_naive or args.saved:
             continue
         naive = {seed: Run(args, "naive", 1.0, seed, curve).run() for seed in args.seeds}
         naive_total = show(

@@ -12,9 +12,10 @@ done by then are noticed within the lag budget. One still processing reports a s
 progress; how those relate to the time left is not documented, so the planner learns it from
 the account's finished tasks: at which share of their processing time they made the same
 report. That bounds the task's end, and the next poll lands just after the latest likely end,
-or a lag budget after the earliest when the bounds are wide (a report that says little, such as
-progress stuck at one value, leaves only the durations seen to go by). When a task finishes,
-the oldest queued one is known to start then, and its first poll moves forward to match.
+or a (smaller) lag budget after the earliest when the bounds are wide (a report that says
+little, such as progress stuck at one value, leaves only the durations seen to go by). When a
+task finishes, the oldest queued one is known to start then, and its first poll moves forward
+to match.
 """
 
 import heapq
@@ -32,7 +33,10 @@ MIN_DELAY = 0.3
 MAX_DELAY = 60.0
 # How late after the shortest likely duration the first poll comes. Larger means fewer second
 # polls but later notice of quick tasks. Tuned with `make bench-poller` (docs/benchmarks.md).
-LAG_BUDGET = 2.5
+LAG_BUDGET = 2.4
+# The same for a later poll, when the task's reports leave its end wide open: the dispatcher may
+# book such a poll up to half a second late (`dispatch.LATER_POLL_SLACK`) to serve first polls.
+LATER_LAG_BUDGET = 2.0
 # Aim this long after the latest likely finishing time.
 AFTER_ETA = 0.35
 # Of the shares that bound a report's, the outermost one in ROBUST_SHARES is taken for noise:
@@ -236,7 +240,7 @@ def next_poll(
             return _clamp(max(queued_until, recheck) + first_check(durations))
         return _clamp(first_check(durations) / 2)
     low, high = end_range(elapsed_processing, stage_of(state), progress, durations)
-    return _clamp(min(low + LAG_BUDGET, high + AFTER_ETA) - elapsed_processing)
+    return _clamp(min(low + LATER_LAG_BUDGET, high + AFTER_ETA) - elapsed_processing)
 
 
 def concurrency(intervals: list[tuple[float, float]], *, default: int) -> int:

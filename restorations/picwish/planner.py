@@ -39,8 +39,12 @@ LAG_BUDGET = 2.4
 LATER_LAG_BUDGET = 2.0
 # Aim this long after the latest likely finishing time.
 AFTER_ETA = 0.35
-# Of the shares that bound a report's, the outermost one in ROBUST_SHARES is taken for noise:
-# shares are estimates from whole-second stamps.
+# A finished task's shares are estimates: its start and end come from PicWish's whole-second
+# stamps, each placed within its second, so a share may be off by this many seconds over the
+# task's duration (a lot for a 2 s task). Each share bounds a report only with that margin
+# given away, so that a short task's rough shares cannot put a poll late.
+SHARE_ERROR = 0.5
+# Of the shares that bound a report's, the outermost one in ROBUST_SHARES is taken for noise.
 ROBUST_SHARES = 50
 # Finished tasks needed before the longest of them bounds how long a task may take.
 MIN_SAMPLES = 5
@@ -68,6 +72,7 @@ class Seen:
     stage: int
     progress: int
     share: float
+    margin: float = 0.0  # how far off `share` may be (see SHARE_ERROR)
 
 
 @dataclass(frozen=True)
@@ -136,12 +141,13 @@ def share_range(stage: int, progress: int, seen: tuple[Seen, ...]) -> tuple[floa
     """Between which shares of its processing time a task makes this report, as far as the
     finished tasks' reports tell: after the latest share at which they made an earlier report
     (lower stage, or lower progress in the stage), before the earliest at which they made a
-    later one. (0, 1) when they say nothing, or contradict the order."""
+    later one, each with its margin given away. (0, 1) when they say nothing, or contradict
+    the order."""
     report = (stage, progress)
-    before = sorted(s.share for s in seen if (s.stage, s.progress) < report)
-    after = sorted(s.share for s in seen if (s.stage, s.progress) > report)
-    low = before[-1 - len(before) // ROBUST_SHARES] if before else 0.0
-    high = after[len(after) // ROBUST_SHARES] if after else 1.0
+    before = sorted(s.share - s.margin for s in seen if (s.stage, s.progress) < report)
+    after = sorted(s.share + s.margin for s in seen if (s.stage, s.progress) > report)
+    low = max(0.0, before[-1 - len(before) // ROBUST_SHARES]) if before else 0.0
+    high = min(1.0, after[len(after) // ROBUST_SHARES]) if after else 1.0
     return (low, high) if low <= high else (0.0, 1.0)
 
 

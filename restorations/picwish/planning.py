@@ -67,10 +67,15 @@ def durations_for(task: Task) -> planner.Durations:
     for start, end, reports in _recent(task.team, task.operation, "progress_seen"):
         if end <= start:
             continue
-        samples.append(end - start)
+        length = end - start
+        samples.append(length)
+        margin = planner.SHARE_ERROR / length
         seen += [
             planner.Seen(
-                planner.stage_of(state), progress, min(1.0, max(0.0, (at - start) / (end - start)))
+                planner.stage_of(state),
+                progress,
+                min(1.0, max(0.0, (at - start) / length)),
+                margin,
             )
             for at, state, progress in reports
         ]

@@ -72,12 +72,13 @@ def test_finished_tasks_reports_become_shares_of_their_processing_time(studio, a
     durations = planning.durations_for(task)
 
     assert sorted(durations.samples) == pytest.approx([4.0, 8.0])
-    seen = sorted((s.stage, s.progress, round(s.share, 3)) for s in durations.seen)
+    seen = sorted((s.stage, s.progress, round(s.share, 3), s.margin) for s in durations.seen)
     stage = poll_planner.stage_of
+    error = poll_planner.SHARE_ERROR
     assert seen == [
-        (stage(State.PREPARING), 5, 0.25),
-        (stage(State.PROCESSING), 12, 0.25),
-        (stage(State.PUBLISHING), 90, 0.75),
+        (stage(State.PREPARING), 5, 0.25, pytest.approx(error / 8)),
+        (stage(State.PROCESSING), 12, 0.25, pytest.approx(error / 4)),
+        (stage(State.PUBLISHING), 90, 0.75, pytest.approx(error / 8)),
     ]
 
 

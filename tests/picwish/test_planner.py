@@ -253,3 +253,11 @@ def test_a_finish_reported_in_whole_seconds_is_placed_by_progress_or_in_the_midd
     assert likely_end(110.0, seen=115.0, expected=108.0) == 110.0  # never before the stamp
     assert likely_end(110.0, seen=115.0, expected=None) == 110.5
     assert likely_end(110.0, seen=110.4, expected=None) == 110.2  # not after it was seen
+
+
+def test_a_shares_margin_is_given_away_before_it_bounds_a_report():
+    # A 2 s task's shares may be off by a quarter (half a second of stamps over 2 s): 80 % seen
+    # at 0.36 of it says only that 50 % comes before 0.61.
+    seen = (Seen(PROCESSING, 80, 0.36, margin=0.25), Seen(PROCESSING, 20, 0.3, margin=0.1))
+    assert share_range(PROCESSING, 50, seen) == pytest.approx((0.2, 0.61))
+    assert poll_planner.SHARE_ERROR == 0.5

@@ -108,7 +108,8 @@ def summarise(rows: list[dict]) -> None:
         f"  mean: PSNR {statistics.mean(r['psnr_before'] for r in rows):.2f} -> "
         f"{statistics.mean(r['psnr_after'] for r in rows):.2f} dB ({statistics.mean(gains):+.2f}),"
         f" SSIM {statistics.mean(r['ssim_before'] for r in rows):.3f} -> "
-        f"{statistics.mean(r['ssim_after'] for r in rows):.3f} ({statistics.mean(ssim_gains):+.3f}),"
+        f"{statistics.mean(r['ssim_after'] for r in rows):.3f} "
+        f"({statistics.mean(ssim_gains):+.3f}),"
         f" worst case {min(gains):+.2f} dB / {min(ssim_gains):+.3f}"
     )
     kinds = dict.fromkeys(r["damage"] for r in rows)

@@ -94,6 +94,11 @@ def scratch_mask(image: np.ndarray, contrast: float = 40.0) -> np.ndarray:
     size = max(5, min(gray.shape) // 400) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
     window = (4 * size + 1, 4 * size + 1)
+    # Edges of the photo with thin lines filtered out: a scratch crosses smooth areas, while
+    # halos of JPEG ringing and thin real details run along an edge of larger structure.
+    background = cv2.medianBlur(gray, size + 2)
+    edges = cv2.morphologyEx(background, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    edges = cv2.dilate(edges, np.ones((size, size), np.uint8)).astype(np.float32) / contrast
     lines = np.zeros(gray.shape, np.uint8)
     specks = np.zeros(gray.shape, np.uint8)
     for op in (cv2.MORPH_TOPHAT, cv2.MORPH_BLACKHAT):
@@ -102,7 +107,7 @@ def scratch_mask(image: np.ndarray, contrast: float = 40.0) -> np.ndarray:
         if not strong.any():
             continue
         clutter = cv2.boxFilter(strong.astype(np.float32), -1, window)
-        lines |= _scratch_lines(strong, clutter, size) & (response >= contrast / 2)
+        lines |= _scratch_lines(strong, clutter, edges, size) & (response >= contrast / 2)
         specks |= _dust_specks(strong, clutter, size)
     # So many "scratches" or "specks" are a pattern of the photo itself, not damage.
     limit = SCRATCH_AREA_LIMIT * gray.size
@@ -110,8 +115,10 @@ def scratch_mask(image: np.ndarray, contrast: float = 40.0) -> np.ndarray:
     return cv2.dilate(np.asarray(mask, np.uint8), np.ones((3, 3), np.uint8))
 
 
-def _scratch_lines(strong: np.ndarray, clutter: np.ndarray, size: int) -> np.ndarray:
-    length = 10 * size
+def _scratch_lines(
+    strong: np.ndarray, clutter: np.ndarray, edges: np.ndarray, size: int
+) -> np.ndarray:
+    length = 16 * size
     lines = cv2.HoughLinesP(strong, 1, np.pi / 360, length // 2, None, length, size // 2)
     drawn = np.zeros_like(strong)
     if lines is None:
@@ -120,7 +127,7 @@ def _scratch_lines(strong: np.ndarray, clutter: np.ndarray, size: int) -> np.nda
         count = max(abs(int(x2) - int(x1)), abs(int(y2) - int(y1))) + 1
         xs = np.linspace(x1, x2, count).round().astype(int)
         ys = np.linspace(y1, y2, count).round().astype(int)
-        if np.median(clutter[ys, xs]) <= _CLUTTER:
+        if np.median(clutter[ys, xs]) <= _CLUTTER and np.median(edges[ys, xs]) <= 1.0:
             cv2.line(drawn, (int(x1), int(y1)), (int(x2), int(y2)), 1, 3)
     return drawn
 
@@ -137,7 +144,7 @@ def _dust_specks(strong: np.ndarray, clutter: np.ndarray, size: int) -> np.ndarr
     ys = centroids[:, 1].round().astype(int).clip(0, strong.shape[0] - 1)
     window_area = (4 * size + 1) ** 2
     # Alone in its window: hardly more responding pixels around it than its own.
-    alone = clutter[ys, xs] * window_area <= 1.5 * areas + 2
+    alone = clutter[ys, xs] * window_area <= areas + 1
     keep = small & alone
     keep[0] = False
     return keep[labels].astype(np.uint8)

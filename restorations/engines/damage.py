@@ -65,7 +65,7 @@ def blockiness(image: np.ndarray) -> float:
 def tone(image: np.ndarray) -> Tone:
     """Tone ends of a shrunken, median-filtered copy: thin scratches, dust and grain drop out."""
     small = shrink(image, _MEASURE_EDGE)
-    small = cv2.medianBlur(small, 5)
+    small = cv2.medianBlur(small, 7)
     channels = cv2.split(small)
     black = tuple(float(np.percentile(c, 0.5)) for c in channels)
     white = tuple(float(np.percentile(c, 99.5)) for c in channels)

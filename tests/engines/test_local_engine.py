@@ -9,7 +9,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from benchmarks import photos as real
-from restorations.engines import learned, local
+from restorations.engines import documents, learned, local
 
 SIZE = 384
 QUALITY_SEEDS = (1, 2, 3, 4, 5)
@@ -399,6 +399,16 @@ def test_correction_crops_and_straightens_a_photographed_page():
     # Straight text leaves whole rows of bare paper between its lines; turned text does not.
     centre = gray[:, width // 10 : -width // 10]
     assert (centre.min(axis=1) > 128).mean() > 0.25
+
+
+@pytest.mark.parametrize(("background", "turn", "seed"), [("coffee", 12, 0), ("rocket", 20, 2)])
+def test_the_page_is_found_in_a_photographed_document_on_a_real_photo(background, turn, seed):
+    image, corners = real.photographed_document(background, turn, seed)
+
+    found = documents.find_page(image)
+
+    assert found is not None
+    assert np.linalg.norm(found - corners, axis=1).mean() <= 0.01 * np.hypot(*image.shape[:2])
 
 
 def test_correction_crops_a_print_out_of_a_uniform_scanner_frame():

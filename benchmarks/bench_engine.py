@@ -264,6 +264,15 @@ def speed(megapixels: float) -> list[dict]:
     return rows
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. ru_maxrss is not used: Linux carries it over from
+    the parent's copy of itself before exec, so every child would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(spec: str) -> None:
     operation, options, source = json.loads(spec)
     cv2.setNumThreads(1)
@@ -272,7 +281,7 @@ def child(spec: str) -> None:
     started = time.perf_counter()
     result = local.run(data, operation, options, calls.append)
     seconds = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mib()
     print(
         json.dumps(
             {
@@ -295,7 +304,7 @@ def save_gallery(folder: Path, clean: dict, damaged: dict) -> None:
         strip = np.hstack([np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=255) for t in tiles])
         target = folder / f"engine-{name}-{kind.replace(' ', '-').replace('+', '-')}.jpg"
         cv2.imwrite(str(target), strip[:, :-4], [cv2.IMWRITE_JPEG_QUALITY, 82])
-        print(f"gallery: {target.relative_to(ROOT)} (damaged | restored | clean)")
+        print(f"gallery: {target} (damaged | restored | clean)")
 
 
 def check(label: str, holds: bool) -> bool:

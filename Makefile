@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format clean venv bench-poller bench-latency emulator
+.PHONY: run test lint format clean venv bench-poller bench-latency bench-engine emulator
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench-poller: $(STAMP)
 
 bench-latency: $(STAMP)
 	$(PY) benchmarks/bench_latency.py $(BENCH_ARGS)
+
+# Quality, speed and memory of the built-in engine on real photographs (docs/local-engine.md).
+bench-engine: $(STAMP)
+	$(PY) benchmarks/bench_engine.py $(BENCH_ARGS)
 
 # The PicWish emulator (docs/emulator.md), e.g. make emulator EMULATOR_ARGS="--qps 1 --seed 3".
 EMULATOR_PORT ?= 8100

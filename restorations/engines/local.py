@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from restorations.engines import classical, damage, documents, learned
 from restorations.engines.formats import EXTENSIONS
 
 # Each worker process runs one image at a time and the worker runs a process per core, so
@@ -33,9 +34,6 @@ _FORMAT_ALIASES = {"JPG": "JPEG", "JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP"}
 # Upload formats PicWish accepts; limiting Pillow to these keeps rarely used decoders away
 # from untrusted files. (Multi-picture camera JPEGs are opened by the JPEG plugin.)
 _DECODABLE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
-# Immerkær's noise-estimation kernel: it cancels smooth image structure and keeps noise.
-_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
-_NLM_FULL_SEARCH_MAX_PIXELS = 4_500_000
 
 
 class CorruptImage(Exception):
@@ -49,30 +47,22 @@ class LocalResult:
     extension: str  # ".jpg", ".png" or ".webp"
     width: int
     height: int
+    path: str = "classical"  # what made it: "classical", or the learned model's name
 
 
 @dataclass(frozen=True)
 class _DamageLevel:
     denoise: float  # multiplier on the estimated noise level
-    scratch_contrast: int  # minimum top-hat response (grey levels) of a scratch or speck
-    scratch_length: float  # minimum scratch length, in structuring-element sizes
-    speck_area: float  # largest dust speck, as a fraction of the structuring element's area
-    clahe_clip: float
+    scratch_contrast: float  # minimum top-hat response (grey levels) of a scratch or speck
 
 
 _DAMAGE_LEVELS = {
-    "0": _DamageLevel(
-        denoise=0.8, scratch_contrast=45, scratch_length=3.0, speck_area=0.25, clahe_clip=1.2
-    ),
-    "1": _DamageLevel(
-        denoise=1.0, scratch_contrast=30, scratch_length=2.0, speck_area=0.6, clahe_clip=1.5
-    ),
-    "2": _DamageLevel(
-        denoise=1.3, scratch_contrast=20, scratch_length=1.5, speck_area=1.0, clahe_clip=2.0
-    ),
+    "0": _DamageLevel(denoise=0.8, scratch_contrast=80),
+    "1": _DamageLevel(denoise=1.0, scratch_contrast=60),
+    "2": _DamageLevel(denoise=1.2, scratch_contrast=45),
 }
-# model_type -> (unsharp amount, unsharp sigma, upscale factor)
-_OLD_PHOTO_MODELS = {"1": (0.35, 1.0, 1), "2": (0.7, 1.2, 1), "3": (0.5, 1.5, 2)}
+# model_type -> (unsharp amount, upscale factor): 1 natural, 2 crisper, 3 enlarged 2x.
+_OLD_PHOTO_MODELS = {"1": (0.0, 1), "2": (0.3, 1), "3": (0.0, 2)}
 
 
 class _ProgressReporter:
@@ -134,10 +124,15 @@ def restore(
 
     `progress` receives a few increasing percentages as stages finish, ending with 100.
     """
+    return _restore(image, operation, options, _ProgressReporter(progress))[0]
+
+
+def _restore(
+    image: np.ndarray, operation: str, options: Mapping[str, str], report: _ProgressReporter
+) -> _Outcome:
     handler = OPERATIONS.get(operation)
     if handler is None:
         raise ValueError(f"Unknown operation: {operation!r}")
-    report = _ProgressReporter(progress)
     result = handler(_as_bgr(image), options, report)
     report(100)
     return result
@@ -157,100 +152,151 @@ def run(
     report = _ProgressReporter(progress)
     image = decode(data)
     report(5)
-    restored = restore(image, operation, options, lambda percent: report(10 + percent * 8 // 10))
+    restored, path = _restore(
+        image, operation, options, _ProgressReporter(lambda percent: report(10 + percent * 8 // 10))
+    )
     encoded = encode(restored, fmt)
     report(100)
     height, width = restored.shape[:2]
-    return LocalResult(encoded, fmt, EXTENSIONS[fmt], width, height)
+    return LocalResult(encoded, fmt, EXTENSIONS[fmt], width, height, path)
 
 
 # --- operations -------------------------------------------------------------------------
+# Each operation returns the new image and the path that made it: "classical", or the name
+# of the learned model used when the optional one is installed ("waifu2x").
+
+_Outcome = tuple[np.ndarray, str]
 
 
 def _restore_old_photo(
     image: np.ndarray, options: Mapping[str, str], report: _ProgressReporter
-) -> np.ndarray:
+) -> _Outcome:
     damage_key = _option(options, "restoration_type", ("0", "1", "2"), "0")
-    damage = _DAMAGE_LEVELS[damage_key]
+    level = _DAMAGE_LEVELS[damage_key]
     model = _option(options, "model_type", ("1", "2", "3"), "1")
     if damage_key == "0":
         model = "1"  # as on PicWish, the model choice only applies to medium/severe damage
     colourise = _option(options, "change_color", ("0", "1"), "1") == "1" and _is_monochrome(image)
-    report(5)
-    image = _denoise(image, damage.denoise)
-    report(35)
-    image = _remove_scratches(image, damage)
-    report(60)
-    image = _equalize_lightness(_auto_levels(image), damage.clahe_clip)
+    # Fading first: the grain and JPEG blocks it squeezed are measured at their real contrast.
+    image = classical.correct_fading(image)
+    report(10)
+    # JPEG ringing draws thin halos along edges; only stronger lines count as scratches then.
+    blocky = damage.blockiness(image) >= classical.BLOCKY
+    image, path = _clean_up(image, level.denoise, report, 10, 55)
+    image = classical.remove_scratches(image, level.scratch_contrast * (1.5 if blocky else 1))
+    report(70)
     if colourise:
         image = _colourise(image)
-    report(75)
-    amount, sigma, factor = _OLD_PHOTO_MODELS[model]
-    upscaled = _upscale(image, factor, OLD_PHOTO_MAX_EDGE)
-    report(85)
-    return _sharpen(upscaled, amount, sigma * _enlargement(image, upscaled))
+    amount, factor = _OLD_PHOTO_MODELS[model]
+    if factor > 1:
+        image, path = _enlarge(image, factor, OLD_PHOTO_MAX_EDGE, report)
+    if amount:
+        image = _sharpen_lightness(image, amount, 1.0)
+    return image, path
 
 
-def _scale(image: np.ndarray, options: Mapping[str, str], report: _ProgressReporter) -> np.ndarray:
+def _scale(image: np.ndarray, options: Mapping[str, str], report: _ProgressReporter) -> _Outcome:
     kind = _option(options, "type", ("clean", "face"), "clean")
     factor_option = _option(options, "scale_factor", ("", "1", "2", "4"), "")
     if factor_option:
         factor = int(factor_option)
     else:
         factor = 2 if max(image.shape[:2]) <= AUTO_SCALE_MAX_EDGE else 1
-    image = _denoise(image, 0.6)
-    if kind == "face":
-        # Edge-preserving smoothing keeps skin soft; the sharpening below is gentler too.
-        image = cv2.bilateralFilter(image, 5, 20, 5)
-    report(40)
-    upscaled = _upscale(image, factor, SCALE_MAX_EDGE)
-    report(75)
-    amount = 0.35 if kind == "face" else 0.6
-    return _sharpen(upscaled, amount, 0.8 * _enlargement(image, upscaled))
+    # Faces: a little more smoothing of measured grain keeps skin soft.
+    image, path = _clean_up(image, 1.1 if kind == "face" else 1.0, report, 5, 40)
+    if factor > 1:
+        image, path = _enlarge(image, factor, SCALE_MAX_EDGE, report)
+    return image, path
 
 
 def _scale_pro(
     image: np.ndarray, options: Mapping[str, str], report: _ProgressReporter
-) -> np.ndarray:
+) -> _Outcome:
     factor = 4 if _option(options, "type", ("0", "1"), "0") == "0" else 2
-    image = _denoise(image, 0.6)
-    report(30)
-    image = _enhance_detail(image)
-    report(55)
-    upscaled = _upscale(image, factor, SCALE_PRO_MAX_EDGE)
-    report(80)
-    return _sharpen(upscaled, 0.5, 0.8 * _enlargement(image, upscaled))
+    image, path = _clean_up(image, 1.0, report, 5, 40)
+    return _enlarge(image, factor, SCALE_PRO_MAX_EDGE, report)
 
 
-def _colorize(
-    image: np.ndarray, options: Mapping[str, str], report: _ProgressReporter
-) -> np.ndarray:
+def _colorize(image: np.ndarray, options: Mapping[str, str], report: _ProgressReporter) -> _Outcome:
     report(20)
-    return _colourise(image)
+    # A colour photo already has its colours; only grey and single-tint photos get a tint.
+    return (_colourise(image) if _is_monochrome(image) else image), "classical"
 
 
-def _correct(
-    image: np.ndarray, options: Mapping[str, str], report: _ProgressReporter
-) -> np.ndarray:
+def _correct(image: np.ndarray, options: Mapping[str, str], report: _ProgressReporter) -> _Outcome:
     # PicWish types: 0 crop (document), 1 text enhancement only, 2 both,
     # 3 crop (product), 4 crop + background removal (product; cropped only here).
     kind = _option(options, "type", ("0", "1", "2", "3", "4"), "1")
     if kind != "1":
-        image = _crop_to_subject(image)
+        image = documents.crop_to_subject(image)
     report(50)
     if kind in ("1", "2"):
-        image = _flatten_background(image)
+        image = documents.flatten_background(image)
     report(75)
-    return _equalize_lightness(_auto_levels(image), 1.5)
+    return _equalize_lightness(_auto_levels(image), 1.5), "classical"
 
 
-OPERATIONS: dict[str, Callable[[np.ndarray, Mapping[str, str], _ProgressReporter], np.ndarray]] = {
+OPERATIONS: dict[str, Callable[[np.ndarray, Mapping[str, str], _ProgressReporter], _Outcome]] = {
     "restoration-old-photo": _restore_old_photo,
     "scale": _scale,
     "scale-pro": _scale_pro,
     "colorization": _colorize,
     "correction": _correct,
 }
+
+
+def _clean_up(
+    image: np.ndarray, strength: float, report: _ProgressReporter, start: int, end: int
+) -> _Outcome:
+    """JPEG blocks, then grain, each only where measured. JPEG damage goes to the learned
+    model when it is installed and the photo is small enough for it."""
+    if (
+        damage.blockiness(image) >= classical.BLOCKY
+        and learned.available()
+        and learned.fits(image, 1)
+    ):
+        cleaned = learned.clean(image)
+        if cleaned is not None:
+            report(end)
+            return cleaned, learned.NAME
+    image = classical.deblock(image, strength)
+    report((start + end) // 2)
+    image = classical.denoise(image, strength)
+    report(end)
+    return image, "classical"
+
+
+def _enlarge(image: np.ndarray, factor: int, max_edge: int, report: _ProgressReporter) -> _Outcome:
+    path = "classical"
+    height, width = image.shape[:2]
+    scale = min(float(factor), max_edge / max(height, width))
+    if scale > 1 and learned.available() and learned.fits(image, 2):
+        # The model doubles; a 4x result is the model's 2x enlarged again classically.
+        doubled = learned.enlarge_2x(image)
+        if doubled is not None:
+            report(75)
+            return classical.upscale(doubled, scale / 2, max_edge) if scale > 2 else (
+                _fit(doubled, image, scale)
+            ), learned.NAME
+    enlarged = classical.upscale(image, factor, max_edge)
+    report(90)
+    return enlarged, path
+
+
+def _fit(doubled: np.ndarray, original: np.ndarray, scale: float) -> np.ndarray:
+    """The model's 2x result resized to the `scale` asked for (at most 2)."""
+    height, width = original.shape[:2]
+    size = (round(width * scale), round(height * scale))
+    if size == (doubled.shape[1], doubled.shape[0]):
+        return doubled
+    return cv2.resize(doubled, size, interpolation=cv2.INTER_AREA)
+
+
+def _sharpen_lightness(image: np.ndarray, amount: float, sigma: float) -> np.ndarray:
+    """Unsharp mask on lightness only, so edges crispen without colour fringes."""
+    lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB)
+    lab[:, :, 0] = classical.sharpen(np.ascontiguousarray(lab[:, :, 0]), amount, sigma)
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
 
 
 # --- helpers: options and formats -------------------------------------------------------
@@ -298,67 +344,7 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"Expected a BGR image, got shape {image.shape}.")
 
 
-# --- helpers: image processing ----------------------------------------------------------
-
-
-def _noise_sigma(image: np.ndarray) -> float:
-    """Estimate the standard deviation of additive noise (Immerkær, median-based)."""
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    response = cv2.filter2D(gray, -1, _NOISE_KERNEL, borderType=cv2.BORDER_REFLECT)
-    # The kernel's squared weights sum to 36, so pure noise of std s yields std 6 s;
-    # the median of |N(0, 1)| is 0.6745.
-    return float(np.median(np.abs(response))) / (6 * 0.6745)
-
-
-def _denoise(image: np.ndarray, strength: float) -> np.ndarray:
-    sigma = _noise_sigma(image)
-    if sigma * strength < 1.5:
-        return image
-    h = float(np.clip(sigma * strength, 2.0, 30.0))
-    search = 21 if image.shape[0] * image.shape[1] <= _NLM_FULL_SEARCH_MAX_PIXELS else 11
-    return cv2.fastNlMeansDenoisingColored(image, None, h, h, 7, search)
-
-
-def _structuring_size(image: np.ndarray) -> int:
-    """Odd size just wider than the widest scratch we expect at this resolution."""
-    size = max(7, min(image.shape[:2]) // 100)
-    return size | 1
-
-
-def _scratch_mask(image: np.ndarray, damage: _DamageLevel) -> np.ndarray:
-    """Mask thin bright/dark lines and small specks that stand out from their surroundings."""
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    size = _structuring_size(image)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    mask = np.zeros_like(gray)
-    # Top-hat keeps bright structures narrower than the kernel, black-hat dark ones.
-    for op in (cv2.MORPH_TOPHAT, cv2.MORPH_BLACKHAT):
-        response = cv2.morphologyEx(gray, op, kernel)
-        mask |= _scratch_components(response, damage, size)
-    return cv2.dilate(mask, np.ones((3, 3), np.uint8))
-
-
-def _scratch_components(response: np.ndarray, damage: _DamageLevel, size: int) -> np.ndarray:
-    """Hysteresis threshold, then keep long thin components (scratches) and tiny ones (dust)."""
-    weak = (response >= damage.scratch_contrast // 2).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-    strong = np.zeros(count, dtype=bool)
-    strong[np.unique(labels[response >= damage.scratch_contrast])] = True
-    areas = stats[:, cv2.CC_STAT_AREA].astype(np.float32)
-    lengths = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    # length^2 >= 4 * area means the component is at least four times longer than wide.
-    scratch = (lengths >= damage.scratch_length * size) & (lengths**2 >= 4 * areas)
-    speck = areas <= damage.speck_area * size * size
-    keep = strong & (scratch | speck)
-    keep[0] = False  # background label
-    return keep[labels].astype(np.uint8)
-
-
-def _remove_scratches(image: np.ndarray, damage: _DamageLevel) -> np.ndarray:
-    mask = _scratch_mask(image, damage)
-    if not mask.any():
-        return image
-    return cv2.inpaint(image, mask, 3, cv2.INPAINT_TELEA)
+# --- helpers: tone (document correction) ----------------------------------------------
 
 
 def _auto_levels(image: np.ndarray, clip: float = 0.5, max_gain: float = 3.0) -> np.ndarray:
@@ -385,33 +371,6 @@ def _equalize_lightness(image: np.ndarray, clip_limit: float) -> np.ndarray:
     return cv2.cvtColor(cv2.merge((lightness, a, b)), cv2.COLOR_LAB2BGR)
 
 
-def _sharpen(image: np.ndarray, amount: float, sigma: float) -> np.ndarray:
-    blurred = cv2.GaussianBlur(image, (0, 0), sigma)
-    # Written into `blurred` so a very large upscaled image is not copied a third time.
-    return cv2.addWeighted(image, 1 + amount, blurred, -amount, 0, dst=blurred)
-
-
-def _upscale(image: np.ndarray, factor: float, max_edge: int) -> np.ndarray:
-    """Enlarge by `factor`, but never past `max_edge` on the long side and never shrink."""
-    height, width = image.shape[:2]
-    scale = min(float(factor), max_edge / max(height, width))
-    if scale <= 1:
-        return image
-    size = (min(max_edge, round(width * scale)), min(max_edge, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_LANCZOS4)
-
-
-def _enlargement(original: np.ndarray, upscaled: np.ndarray) -> float:
-    """The scale actually applied, so sharpening radius follows the detail's new size."""
-    return upscaled.shape[1] / original.shape[1]
-
-
-def _enhance_detail(image: np.ndarray) -> np.ndarray:
-    # detailEnhance on its own looks over-processed; a quarter of it reads as crisper.
-    enhanced = cv2.detailEnhance(image, sigma_s=10, sigma_r=0.15)
-    return cv2.addWeighted(image, 0.75, enhanced, 0.25, 0)
-
-
 # --- helpers: colour --------------------------------------------------------------------
 
 
@@ -422,7 +381,7 @@ def _is_monochrome(image: np.ndarray) -> bool:
     pixel's chroma from the mean chroma of its lightness band leaves only a small residual.
     """
     # Blurring first stops colour noise from grain or scanning looking like real colour.
-    small = cv2.GaussianBlur(_shrink(image, 256), (0, 0), 1.5)
+    small = cv2.GaussianBlur(damage.shrink(image, 256), (0, 0), 1.5)
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(np.float32)
     bands = lab[:, 0].astype(np.int32) // 8
     counts = np.maximum(np.bincount(bands, minlength=32), 1)
@@ -431,15 +390,6 @@ def _is_monochrome(image: np.ndarray) -> bool:
         band_means = np.bincount(bands, weights=lab[:, channel], minlength=32) / counts
         residual += (lab[:, channel] - band_means[bands]) ** 2
     return float(np.percentile(np.sqrt(residual), 99)) < 8.0
-
-
-def _shrink(image: np.ndarray, max_edge: int) -> np.ndarray:
-    height, width = image.shape[:2]
-    scale = max_edge / max(height, width)
-    if scale >= 1:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 # Lightness -> (a, b) offsets in OpenCV's 8-bit LAB (128 = neutral): cool shadows, warm
@@ -460,91 +410,3 @@ def _colourise(image: np.ndarray) -> np.ndarray:
     b_lut = (128 + np.interp(levels, _TINT_LIGHTNESS, _TINT_B)).round().astype(np.uint8)
     lab = cv2.merge((lightness, cv2.LUT(guide, a_lut), cv2.LUT(guide, b_lut)))
     return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
-
-
-# --- helpers: document correction -------------------------------------------------------
-
-_DETECTION_EDGE = 1000
-_MIN_SUBJECT_AREA = 0.2
-
-
-def _crop_to_subject(image: np.ndarray) -> np.ndarray:
-    quad = _find_quadrilateral(image)
-    if quad is not None:
-        return _warp_to_rectangle(image, quad)
-    return _trim_uniform_borders(image)
-
-
-def _find_quadrilateral(image: np.ndarray) -> np.ndarray | None:
-    """Corners of the largest convex 4-sided outline covering >= 20 % of the image.
-
-    An outline hugging the whole frame is no subject (it is the photo's own edge) and is
-    left to the border trimming instead.
-    """
-    small = _shrink(image, _DETECTION_EDGE)
-    scale = image.shape[1] / small.shape[1]
-    gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
-    # Closing bridges gaps in the edge outline without pushing it outwards like a dilation.
-    edges = cv2.morphologyEx(cv2.Canny(gray, 50, 150), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    _, bright = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    image_area = gray.shape[0] * gray.shape[1]
-    for binary in (edges, bright):
-        contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        for contour in sorted(contours, key=cv2.contourArea, reverse=True)[:5]:
-            area = cv2.contourArea(contour)
-            if area < _MIN_SUBJECT_AREA * image_area:
-                break
-            approx = cv2.approxPolyDP(contour, 0.02 * cv2.arcLength(contour, True), True)
-            if len(approx) == 4 and cv2.isContourConvex(approx) and area < 0.95 * image_area:
-                return approx.reshape(4, 2).astype(np.float32) * scale
-    return None
-
-
-def _order_corners(quad: np.ndarray) -> np.ndarray:
-    """Top-left, top-right, bottom-right, bottom-left (also for a quad turned 45 degrees)."""
-    centre = quad.mean(axis=0)
-    # With y pointing down, increasing angle runs clockwise on screen.
-    clockwise = quad[np.argsort(np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0]))]
-    return np.roll(clockwise, -int(np.argmin(clockwise.sum(axis=1))), axis=0)
-
-
-def _warp_to_rectangle(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
-    top_left, top_right, bottom_right, bottom_left = corners = _order_corners(quad)
-    width = round(
-        max(np.linalg.norm(top_right - top_left), np.linalg.norm(bottom_right - bottom_left))
-    )
-    height = round(
-        max(np.linalg.norm(bottom_left - top_left), np.linalg.norm(bottom_right - top_right))
-    )
-    target = np.array(
-        [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], np.float32
-    )
-    matrix = cv2.getPerspectiveTransform(corners, target)
-    return cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_CUBIC)
-
-
-def _trim_uniform_borders(image: np.ndarray, tolerance: int = 12) -> np.ndarray:
-    """Crop away a frame of (nearly) one colour, e.g. scanner bed around a print."""
-    gray = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (5, 5), 0)
-    frame_level = int(np.median(np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))))
-    differs = cv2.absdiff(gray, np.full_like(gray, frame_level)) > tolerance
-    content = cv2.morphologyEx(differs.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    points = cv2.findNonZero(content)
-    if points is None:
-        return image
-    x, y, width, height = cv2.boundingRect(points)
-    if width * height < _MIN_SUBJECT_AREA * gray.size:
-        return image
-    return image[y : y + height, x : x + width].copy()
-
-
-def _flatten_background(image: np.ndarray) -> np.ndarray:
-    """Divide out uneven lighting and paper tone so text sits on an even white page."""
-    size = max(15, min(image.shape[:2]) // 30) | 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    # Closing removes dark strokes narrower than the kernel, leaving the page background.
-    background = cv2.morphologyEx(image, cv2.MORPH_CLOSE, kernel)
-    background = cv2.GaussianBlur(background, (0, 0), size / 2)
-    # Areas darker than mid-grey are not paper; a floor keeps them from being blown to white.
-    background = np.maximum(background, 128)
-    return cv2.divide(image, background, scale=255)

@@ -73,7 +73,18 @@ def run(task_pk: int) -> None:
 
 
 def _save_result(task: Task, result: local.LocalResult) -> bool:
-    if not transitions.move(task, State.SAVING_RESULT, expect=State.PROCESSING, progress=100):
+    made_by = (
+        "classical image processing"
+        if result.path == "classical"
+        else f"the learned model ({result.path})"
+    )
+    if not transitions.move(
+        task,
+        State.SAVING_RESULT,
+        expect=State.PROCESSING,
+        progress=100,
+        message=f"Restored by the built-in engine with {made_by}",
+    ):
         return False
     return services.store_result(
         task,

@@ -56,6 +56,10 @@ def test_upload_runs_through_to_a_stored_result(
         ("state_changed", 102),
         ("result_saved", 1),
     ]
+    # The timeline says which of the engine's paths made the result.
+    saving = task.events.get(to_state=State.SAVING_RESULT).message
+    assert saving.startswith("Restored by the built-in engine with ")
+    assert "classical image processing" in saving or "learned model" in saving
 
 
 def test_a_file_damaged_after_upload_ends_as_invalid_image(

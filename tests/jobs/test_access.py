@@ -11,7 +11,7 @@ from tests.factories import login_in_team, photo_bytes, photo_upload
 
 pytestmark = pytest.mark.django_db
 
-READ_URLS = ["jobs:task_detail", "jobs:task_status", "jobs:download_original"]
+READ_URLS = ["jobs:task_detail", "jobs:download_original", "jobs:thumbnail"]
 WRITE_URLS = ["jobs:task_cancel", "jobs:task_retry"]
 
 
@@ -142,10 +142,10 @@ def test_switching_to_a_team_you_are_not_in_is_404(client, charlie, studio):
     assert response.status_code == 404
 
 
-def test_status_json_carries_the_state_tables_words(client, alice, task):
+def test_live_json_carries_the_state_tables_words(client, alice, task):
     services.fail(task, State.CONTENT_UNSUITABLE)
     client.force_login(alice)
-    status = client.get(reverse("jobs:task_status", args=[task.public_id])).json()
+    (status,) = client.get(reverse("jobs:task_live"), {"ids": str(task.public_id)}).json()["tasks"]
     assert status["state"] == -14 and status["final"] is True
     assert status["category"] == "input"
     assert "does not suit this operation" in status["reason"]

@@ -2,10 +2,8 @@ import uuid
 from pathlib import PurePath
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -119,12 +117,9 @@ class Upload(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [
-            # The task list's search by file name (a substring, any case): Django writes
-            # icontains as UPPER(name) LIKE UPPER(pattern) on PostgreSQL, which a trigram index
-            # of UPPER(name) answers. Created on PostgreSQL only (migration 0007).
-            GinIndex(OpClass(Upper("original_name"), name="gin_trgm_ops"), name="upload_name_trgm"),
-        ]
+        # The task list's search by file name has a trigram index on PostgreSQL,
+        # upload_name_trgm (migration 0008), written in SQL: Django puts an operator class of
+        # an expression inside parentheses, where PostgreSQL refuses it.
 
     def __str__(self):
         return self.original_name

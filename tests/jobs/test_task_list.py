@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from restorations.jobs import listing, states
-from restorations.jobs.models import Batch, Task
+from restorations.jobs.models import Batch, Task, Upload
 from restorations.jobs.states import Group, State
 from tests.factories import listed_tasks, login_in_team
 
@@ -187,3 +187,12 @@ def test_queries_do_not_grow_with_the_page(client, studio, alice, django_assert_
     with django_assert_max_num_queries(len(few)):
         response = client.get(reverse("jobs:task_list"))
     assert len(_names(response)) == 50
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigram index is PostgreSQL's")
+def test_the_name_search_can_read_the_trigram_index(studio, alice):
+    listed_tasks(studio, alice, 3)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table would be scanned
+        plan = Upload.objects.filter(original_name__icontains="hoto1").explain()
+    assert "upload_name_trgm" in plan

@@ -40,6 +40,20 @@ def photo_upload(name="photo.png", data=None, content_type="image/png") -> Simpl
     return SimpleUploadedFile(name, photo_bytes() if data is None else data, content_type)
 
 
+def stored_task(team, user, name="photo.png", *, data=None, operation="scale", **options):
+    """One task of a stored generated photo, as an upload makes it (`options` go to
+    services.create_task, e.g. batch)."""
+    return services.create_task(
+        team=team,
+        user=user,
+        file=photo_upload(name, data),
+        file_name=name,
+        operation=operation,
+        options={},
+        **options,
+    )
+
+
 def scale_tasks(team, user, count: int) -> list:
     """`count` upscale tasks of generated photos, created in one transaction."""
     with transaction.atomic():

@@ -173,21 +173,21 @@ def store_result(
 def backfill_thumbnail(upload: Upload) -> bool:
     """For an upload stored before thumbnails (`manage.py make_thumbnails`); False when its
     original cannot be read as an image."""
-    preview = _preview(upload.file)
-    if preview is None:
-        return False
-    upload.thumbnail.save(f"thumbnail{thumbnails.EXTENSION}", preview, save=False)
-    Upload.objects.filter(pk=upload.pk).update(thumbnail=upload.thumbnail.name)
-    return True
+    return _backfill(upload, upload.file, "thumbnail", "thumbnail")
 
 
 def backfill_result_thumbnail(task: Task) -> bool:
     """For a result stored before thumbnails; False when it cannot be read as an image."""
-    preview = _preview(task.result)
+    return _backfill(task, task.result, "result_thumbnail", "result")
+
+
+def _backfill(row, source, field: str, stem: str) -> bool:
+    preview = _preview(source)
     if preview is None:
         return False
-    task.result_thumbnail.save(f"result{thumbnails.EXTENSION}", preview, save=False)
-    Task.objects.filter(pk=task.pk).update(result_thumbnail=task.result_thumbnail.name)
+    thumbnail = getattr(row, field)
+    thumbnail.save(f"{stem}{thumbnails.EXTENSION}", preview, save=False)
+    type(row).objects.filter(pk=row.pk).update(**{field: thumbnail.name})
     return True
 
 

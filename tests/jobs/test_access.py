@@ -7,7 +7,7 @@ from django.urls import reverse
 from restorations.jobs import services
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
-from tests.factories import login_in_team, photo_bytes, photo_upload
+from tests.factories import login_in_team, photo_bytes, stored_task
 
 pytestmark = pytest.mark.django_db
 
@@ -17,14 +17,7 @@ WRITE_URLS = ["jobs:task_cancel", "jobs:task_retry"]
 
 @pytest.fixture
 def task(studio, alice):
-    return services.create_task(
-        team=studio,
-        user=alice,
-        file=photo_upload(),
-        file_name="family.png",
-        operation="restoration-old-photo",
-        options={},
-    )
+    return stored_task(studio, alice, "family.png", operation="restoration-old-photo")
 
 
 @pytest.fixture

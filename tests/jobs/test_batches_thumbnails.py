@@ -12,7 +12,7 @@ from PIL import Image
 from restorations.jobs import services, thumbnails, transitions
 from restorations.jobs.models import Batch, Task, Upload
 from restorations.jobs.states import State
-from tests.factories import login_in_team, photo_bytes, photo_upload
+from tests.factories import login_in_team, photo_bytes, photo_upload, stored_task
 
 pytestmark = pytest.mark.django_db
 
@@ -27,12 +27,6 @@ def _upload(client, *names, size=(64, 48)):
 def _size_of(field_file) -> tuple[int, int]:
     with field_file.open("rb") as handle, Image.open(handle) as image:
         return image.size
-
-
-def _stored(team, user) -> Task:
-    return services.create_task(
-        team=team, user=user, file=photo_upload(), file_name="a.png", operation="scale", options={}
-    )
 
 
 def _finish(task, data: bytes) -> Task:
@@ -67,16 +61,7 @@ def test_each_upload_is_a_batch_of_its_own(client, studio, alice):
 
 def test_create_task_joins_a_given_batch(studio, alice):
     batch = Batch.objects.create(team=studio, created_by=alice, operation="scale")
-    task = services.create_task(
-        team=studio,
-        user=alice,
-        file=photo_upload(),
-        file_name="x.png",
-        operation="scale",
-        options={},
-        batch=batch,
-    )
-    assert task.batch == batch
+    assert stored_task(studio, alice, batch=batch).batch == batch
 
 
 def test_a_retry_keeps_its_originals_batch(client, studio, alice):
@@ -103,26 +88,19 @@ def test_the_thumbnail_is_turned_as_the_exif_orientation_says(studio, alice):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90°: the camera was held upright
     Image.new("RGB", (640, 480), "white").save(buffer, format="JPEG", exif=exif)
-    task = services.create_task(
-        team=studio,
-        user=alice,
-        file=photo_upload("upright.jpg", buffer.getvalue(), "image/jpeg"),
-        file_name="upright.jpg",
-        operation="scale",
-        options={},
-    )
+    task = stored_task(studio, alice, "upright.jpg", data=buffer.getvalue())
     assert _size_of(task.upload.thumbnail) == (240, 320)
 
 
-def test_the_result_gets_its_thumbnail_when_stored(studio, alice):
-    task = _stored(studio, alice)
+def test_the_result_gets_its_thumbnail_whenstored_task(studio, alice):
+    task = stored_task(studio, alice)
     task = _finish(task, photo_bytes(1000, 500, seed=3))
     assert task.result_thumbnail.name.endswith("-result.webp")
     assert _size_of(task.result_thumbnail) == (320, 160)
 
 
 def test_no_thumbnail_is_made_while_pages_are_viewed(client, studio, alice, monkeypatch):
-    task = _stored(studio, alice)
+    task = stored_task(studio, alice)
     Upload.objects.update(thumbnail="")  # a row from before thumbnails
 
     def refuse(file):
@@ -140,7 +118,7 @@ def test_no_thumbnail_is_made_while_pages_are_viewed(client, studio, alice, monk
 
 
 def test_thumbnails_are_served_privately_with_a_long_cache(client, studio, alice):
-    task = _stored(studio, alice)
+    task = stored_task(studio, alice)
     login_in_team(client, alice, studio)
     response = client.get(reverse("jobs:thumbnail", args=[task.public_id]))
     assert response.status_code == 200 and response["Content-Type"] == "image/webp"
@@ -151,14 +129,14 @@ def test_thumbnails_are_served_privately_with_a_long_cache(client, studio, alice
 
 @pytest.mark.parametrize("name", ["jobs:thumbnail", "jobs:result_thumbnail"])
 def test_outsiders_get_404_for_thumbnails(client, studio, alice, charlie, name):
-    task = _stored(studio, alice)
+    task = stored_task(studio, alice)
     _finish(task, photo_bytes(seed=5))
     client.force_login(charlie)
     assert client.get(reverse(name, args=[task.public_id])).status_code == 404
 
 
 def test_make_thumbnails_backfills_rows_without_one(studio, alice, capsys):
-    task = _stored(studio, alice)
+    task = stored_task(studio, alice)
     task = _finish(task, photo_bytes(seed=5))
     Upload.objects.update(thumbnail="")
     Task.objects.update(result_thumbnail="")

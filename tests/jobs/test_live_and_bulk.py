@@ -7,7 +7,7 @@ from django.urls import reverse
 from restorations.jobs import services
 from restorations.jobs.models import Task, Upload
 from restorations.jobs.states import State
-from tests.factories import listed_tasks, login_in_team, photo_upload
+from tests.factories import listed_tasks, login_in_team, stored_task
 
 pytestmark = pytest.mark.django_db
 
@@ -114,12 +114,7 @@ def test_bulk_retry_sends_again_what_a_retry_can_help(client, studio, alice):
 def test_bulk_delete_removes_final_tasks_files_and_refuses_in_flight_ones(
     client, studio, alice, media_root, django_capture_on_commit_callbacks
 ):
-    final, working = (
-        services.create_task(
-            team=studio, user=alice, file=photo_upload(), file_name=n, operation="scale", options={}
-        )
-        for n in ("final.png", "working.png")
-    )
+    final, working = (stored_task(studio, alice, name) for name in ("final.png", "working.png"))
     services.cancel(final, alice)
     kept = {working.upload.file.path, working.upload.thumbnail.path}
     login_in_team(client, alice, studio)

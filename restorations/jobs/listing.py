@@ -110,10 +110,11 @@ def _newer_than(created_at, pk) -> Q:
     )
 
 
-def page(tasks: QuerySet, query, size: int = PAGE_SIZE) -> Page:
+def page(tasks: QuerySet, query) -> Page:
     """The page `query` asks for (its `older` or `newer` cursor), newest first. One query for
     the rows (one more than a page says whether there is another) and, after a cursor, one
     asking whether anything lies on the other side."""
+    size = PAGE_SIZE
     newest_first = tasks.order_by("-created_at", "-pk")
     newer_key = decode_cursor(query.get(NEWER, ""))
     older_key = None if newer_key else decode_cursor(query.get(OLDER, ""))

@@ -32,7 +32,6 @@ def _link(response, label) -> str | None:
 @pytest.fixture
 def page_of_3(monkeypatch):
     monkeypatch.setattr(listing, "PAGE_SIZE", 3)
-    monkeypatch.setattr(listing.page, "__defaults__", (3,))
 
 
 @pytest.mark.parametrize("code", [*states.STATES, *UNKNOWN_CODES])

@@ -11,6 +11,8 @@ from PIL import Image
 
 from restorations.accounts.models import User
 from restorations.jobs import services
+from restorations.jobs.models import Engine, Task, Upload
+from restorations.jobs.states import State
 
 
 def stored_files(root) -> list:
@@ -36,6 +38,20 @@ def photo_bytes(width=64, height=48, fmt="PNG", seed=0) -> bytes:
 
 def photo_upload(name="photo.png", data=None, content_type="image/png") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, photo_bytes() if data is None else data, content_type)
+
+
+def stored_task(team, user, name="photo.png", *, data=None, operation="scale", **options):
+    """One task of a stored generated photo, as an upload makes it (`options` go to
+    services.create_task, e.g. batch)."""
+    return services.create_task(
+        team=team,
+        user=user,
+        file=photo_upload(name, data),
+        file_name=name,
+        operation=operation,
+        options={},
+        **options,
+    )
 
 
 def scale_tasks(team, user, count: int) -> list:
@@ -70,3 +86,32 @@ def wait_until_final(task, seconds: float = 90):
             return task
         time.sleep(0.2)
     raise AssertionError(f"task still at state {task.state} after {seconds} s")
+
+
+def listed_tasks(team, user, count: int, *, name="photo{n}.png", **fields) -> list:
+    """`count` task rows without files, oldest first (for list pages, which read rows only);
+    `fields` set on every task, e.g. state or created_at."""
+    uploads = Upload.objects.bulk_create(
+        Upload(
+            team=team,
+            uploaded_by=user,
+            file=f"originals/{team.public_id}/{n}.png",
+            original_name=name.format(n=n),
+            sha256="0" * 64,
+            bytes=1,
+            width=1,
+            height=1,
+            format="PNG",
+        )
+        for n in range(count)
+    )
+    created_at = fields.pop("created_at", None)
+    fields = {"state": State.QUEUED, "operation": "scale", "engine": Engine.LOCAL, **fields}
+    # One by one, so created_at grows along the list.
+    tasks = [
+        Task.objects.create(upload=upload, team=team, created_by=user, **fields)
+        for upload in uploads
+    ]
+    if created_at is not None:
+        Task.objects.filter(pk__in=[task.pk for task in tasks]).update(created_at=created_at)
+    return tasks

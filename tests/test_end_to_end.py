@@ -27,7 +27,8 @@ def test_uploaded_photo_reaches_a_downloadable_result(
     assert response.status_code == 302
     task = wait_until_final(Task.objects.get())
     assert task.state == State.COMPLETED, task.failure_message
-    assert client.get(reverse("jobs:task_status", args=[task.public_id])).json()["final"]
+    live = client.get(reverse("jobs:task_live"), {"ids": str(task.public_id)}).json()
+    assert [status["final"] for status in live["tasks"]] == [True]
 
     download = client.get(reverse("jobs:download_result", args=[task.public_id]))
     assert download.status_code == 200

@@ -40,6 +40,7 @@ class UploadAdmin(admin.ModelAdmin):
     list_filter = ["format"]
     search_fields = ["original_name", "sha256", "public_id"]
     readonly_fields = ["public_id", "sha256", "bytes", "width", "height", "format", "created_at"]
+    readonly_fields += ["thumbnail"]  # made when the original is stored
 
 
 @admin.register(Task)

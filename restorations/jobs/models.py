@@ -4,6 +4,7 @@ from pathlib import PurePath
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from restorations.accounts.models import Team
@@ -22,6 +23,15 @@ def original_path(upload: "Upload", filename: str) -> str:
 
 def result_path(task: "Task", filename: str) -> str:
     return f"results/{task.team.public_id}/{task.public_id}{PurePath(filename).suffix}"
+
+
+def thumbnail_path(upload: "Upload", filename: str) -> str:
+    return f"thumbnails/{upload.team.public_id}/{upload.public_id}{PurePath(filename).suffix}"
+
+
+def result_thumbnail_path(task: "Task", filename: str) -> str:
+    suffix = PurePath(filename).suffix
+    return f"thumbnails/{task.team.public_id}/{task.public_id}-result{suffix}"
 
 
 class Engine(models.TextChoices):
@@ -54,6 +64,37 @@ IN_FLIGHT_AT_PICWISH = Q(engine=Engine.PICWISH) & (
 )
 
 
+class Batch(models.Model):
+    """Photos uploaded together. Its name is computed ("12 photos · 3 Dec 14:02"), so it stays
+    true when photos are deleted."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="batches")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="batches"
+    )
+    operation = models.CharField(_("operation"), max_length=32, choices=Operation.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def photo_count(self) -> int:
+        """Photos, not attempts: a retry keeps its original's batch but is the same photo."""
+        return self.tasks.filter(retry_of__isnull=True).count()
+
+    @property
+    def display_name(self) -> str:
+        count = self.photo_count
+        when = timezone.localtime(self.created_at)
+        return f"{count} photo{'' if count == 1 else 's'} · {when.day} {when:%b %H:%M}"
+
+
 class Upload(models.Model):
     """An original photo as the user sent it."""
 
@@ -69,10 +110,16 @@ class Upload(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     format = models.CharField(max_length=10)  # Pillow's name: JPEG, PNG, ...
+    # Made once when the original is stored (restorations.jobs.thumbnails); empty on rows from
+    # before thumbnails, until `manage.py make_thumbnails` backfills them.
+    thumbnail = models.FileField(upload_to=thumbnail_path, max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        # The task list's search by file name has a trigram index on PostgreSQL,
+        # upload_name_trgm (migration 0008), written in SQL: Django puts an operator class of
+        # an expression inside parentheses, where PostgreSQL refuses it.
 
     def __str__(self):
         return self.original_name
@@ -97,6 +144,9 @@ class Task(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="tasks")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="tasks"
+    )
+    batch = models.ForeignKey(
+        Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
     )
     operation = models.CharField(_("operation"), max_length=32, choices=Operation.choices)
     options = models.JSONField(_("options"), default=dict, blank=True)
@@ -141,6 +191,7 @@ class Task(models.Model):
     result_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     result_width = models.PositiveIntegerField(null=True, blank=True)
     result_height = models.PositiveIntegerField(null=True, blank=True)
+    result_thumbnail = models.FileField(upload_to=result_thumbnail_path, max_length=255, blank=True)
     # What PicWish reported with state 1, for the fetch: the result's URL (base64 when the
     # return type is 2), how it is returned and its size in pixels, and when the URL expires.
     upstream_result = models.TextField(_("result at PicWish"), blank=True)
@@ -176,8 +227,9 @@ class Task(models.Model):
             # The dispatcher's query: active tasks whose next_poll_at is due, oldest due first.
             # Partial, so finished tasks (the vast majority over time) cost nothing.
             models.Index(fields=["next_poll_at"], condition=ACTIVE, name="task_active_due"),
-            # The team task list: newest first within a team.
-            models.Index(fields=["team", "-created_at"], name="task_team_recent"),
+            # The team task list: newest first within a team, with the id breaking ties, so a
+            # page after a cursor starts where the index range starts (restorations.jobs.listing).
+            models.Index(fields=["team", "-created_at", "-id"], name="task_team_recent"),
             # The poll planner's queries (restorations.picwish.planning), run several times per
             # send and poll: a team's most recently finished tasks of one operation (their
             # processing times), and of all operations (the measured concurrency; the queue
@@ -217,6 +269,16 @@ class Task(models.Model):
     @property
     def is_final(self) -> bool:
         return states.is_final(self.state)
+
+    @property
+    def group(self) -> states.Group:
+        return states.group_of(self.state)
+
+    @property
+    def checked_seconds_ago(self) -> int:
+        """Seconds since anything last touched the task: every poll, progress report and state
+        change stamps `updated_at`."""
+        return max(0, int((timezone.now() - self.updated_at).total_seconds()))
 
     def result_download_name(self) -> str:
         stem = PurePath(self.upload.original_name).stem or "photo"

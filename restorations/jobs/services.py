@@ -1,5 +1,6 @@
-"""What people and the engines do to tasks: create them from uploads, cancel, retry, report
-progress and store results. State changes go through `restorations.jobs.transitions`.
+"""What people and the engines do to tasks: create them from uploads, cancel, retry, delete,
+report progress and store results (each stored file with its thumbnail). State changes go
+through `restorations.jobs.transitions`.
 """
 
 import logging
@@ -7,8 +8,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from restorations.jobs import transitions
-from restorations.jobs.models import Engine, EventKind, Task, Upload
+from restorations.jobs import states, thumbnails, transitions
+from restorations.jobs.models import Batch, Engine, EventKind, Task, Upload
 from restorations.jobs.operations import clean_options, spec_for
 from restorations.jobs.states import State
 from restorations.jobs.validation import CheckedImage, check_image, clean_file_name
@@ -25,11 +26,13 @@ def create_task(
     operation: str,
     options: dict,
     checked: CheckedImage | None = None,
+    batch: Batch | None = None,
 ) -> Task:
-    """Validate, store the original and create its task; raises ValidationError on bad input.
+    """Validate, store the original and its thumbnail and create its task (in `batch`, if
+    given); raises ValidationError on bad input.
 
     `checked` skips a second read when the caller has already checked this file. Nothing is
-    stored unless everything is valid, and a stored file is removed again if the database
+    stored unless everything is valid, and stored files are removed again if the database
     refuses the rows.
     """
     cleaned_options = clean_options(operation, options)
@@ -44,7 +47,10 @@ def create_task(
         height=checked.height,
         format=checked.format,
     )
+    preview = thumbnails.make(file)
     upload.file.save(f"original{checked.extension}", file, save=False)
+    if preview is not None:
+        upload.thumbnail.save(f"thumbnail{thumbnails.EXTENSION}", preview, save=False)
     try:
         with transaction.atomic():
             upload.save()
@@ -56,19 +62,22 @@ def create_task(
                 created_by=user,
                 operation=operation,
                 options=cleaned_options,
+                batch=batch,
             )
     except BaseException:
-        upload.file.delete(save=False)
+        _delete_files(upload.file, upload.thumbnail)
         raise
     return task
 
 
 def create_tasks(*, team, user, items, operation: str, options: dict) -> list[Task]:
-    """All tasks or none: `items` yields (file, file name, CheckedImage) for checked files. If
-    one fails, the rows roll back and every file already stored is removed again."""
+    """All tasks or none, in one new batch: `items` yields (file, file name, CheckedImage) for
+    checked files. If one fails, the rows roll back and every file already stored is removed
+    again."""
     created: list[Task] = []
     try:
         with transaction.atomic():
+            batch = Batch.objects.create(team=team, created_by=user, operation=operation)
             for file, file_name, checked in items:
                 created.append(
                     create_task(
@@ -79,13 +88,20 @@ def create_tasks(*, team, user, items, operation: str, options: dict) -> list[Ta
                         operation=operation,
                         options=options,
                         checked=checked,
+                        batch=batch,
                     )
                 )
     except BaseException:
         for task in created:
-            task.upload.file.delete(save=False)
+            _delete_files(task.upload.file, task.upload.thumbnail)
         raise
     return created
+
+
+def _delete_files(*field_files) -> None:
+    for field_file in field_files:
+        if field_file:
+            field_file.delete(save=False)
 
 
 def resume_waiting_tasks(team) -> int:
@@ -128,10 +144,13 @@ def store_result(
     fmt: str,
     where: dict | None = None,
 ) -> bool:
-    """Save the result file and complete the task (102 → 1) if it still matches `where`; a task
-    canceled meanwhile keeps nothing. The one path by which any engine's result reaches
-    storage."""
+    """Save the result file and its thumbnail and complete the task (102 → 1) if it still
+    matches `where`; a task canceled meanwhile keeps nothing. The one path by which any
+    engine's result reaches storage."""
+    preview = thumbnails.make(file)
     task.result.save(f"result{extension}", file, save=False)
+    if preview is not None:
+        task.result_thumbnail.save(f"result{thumbnails.EXTENSION}", preview, save=False)
     completed = transitions.move(
         task,
         State.COMPLETED,
@@ -143,11 +162,58 @@ def store_result(
         result_bytes=size,
         result_width=width,
         result_height=height,
+        result_thumbnail=task.result_thumbnail.name or "",
         where=where,
     )
     if not completed:
-        task.result.delete(save=False)
+        _delete_files(task.result, task.result_thumbnail)
     return completed
+
+
+def backfill_thumbnail(upload: Upload) -> bool:
+    """For an upload stored before thumbnails (`manage.py make_thumbnails`); False when its
+    original cannot be read as an image."""
+    return _backfill(upload, upload.file, "thumbnail", "thumbnail")
+
+
+def backfill_result_thumbnail(task: Task) -> bool:
+    """For a result stored before thumbnails; False when it cannot be read as an image."""
+    return _backfill(task, task.result, "result_thumbnail", "result")
+
+
+def _backfill(row, source, field: str, stem: str) -> bool:
+    preview = _preview(source)
+    if preview is None:
+        return False
+    thumbnail = getattr(row, field)
+    thumbnail.save(f"{stem}{thumbnails.EXTENSION}", preview, save=False)
+    type(row).objects.filter(pk=row.pk).update(**{field: thumbnail.name})
+    return True
+
+
+def _preview(field_file):
+    try:
+        with field_file.open("rb") as handle:
+            return thumbnails.make(handle)
+    except OSError as error:  # the file itself is gone
+        log.warning("no thumbnail for %s: %s", field_file.name, error)
+        return None
+
+
+def delete(task: Task) -> bool:
+    """Remove a final task's row and files, and its upload's when no other attempt of the photo
+    is left. A task still in flight is refused (False): a worker may be writing its result.
+    Files go once the rows are gone for good (on commit), so a rollback loses nothing."""
+    with transaction.atomic():
+        if not Task.objects.filter(~states.IN_PROGRESS, pk=task.pk).delete()[0]:
+            return False
+        files = [task.result, task.result_thumbnail]
+        upload = task.upload
+        if not upload.tasks.exists():
+            files += [upload.file, upload.thumbnail]
+            upload.delete()
+        transaction.on_commit(lambda: _delete_files(*files))
+    return True
 
 
 def set_progress(task: Task, progress: int, *, expect: int, **fields) -> bool:

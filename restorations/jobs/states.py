@@ -354,6 +354,44 @@ STATES: dict[int, StateInfo] = {info.code: info for info in _TABLE}
 FINAL_CODES = frozenset(code for code in STATES if is_final(code))
 
 
+class Group(models.TextChoices):
+    """What the task list filters by: five groups a person asks about, each a set of codes."""
+
+    WAITING = "waiting", _("Waiting")
+    IN_PROGRESS = "in_progress", _("In progress")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Canceled")
+
+
+# Not yet worked on: waiting for the dispatcher, being sent, or queued at an engine.
+WAITING_CODES = frozenset({State.WAITING_TO_SEND, State.SENDING, State.QUEUED})
+
+
+def group_of(code: int) -> Group:
+    """The group of a code, by the sign rule and the table's canceled code."""
+    if code == State.COMPLETED:
+        return Group.DONE
+    if code == State.CANCELED:
+        return Group.CANCELED
+    if is_failure(code):
+        return Group.FAILED
+    if code in WAITING_CODES:
+        return Group.WAITING
+    return Group.IN_PROGRESS
+
+
+# The same groups as queries, so a filter and `group_of` cannot disagree (a test checks each
+# code of the table against both).
+GROUP_QUERIES: dict[Group, Q] = {
+    Group.WAITING: Q(state__in=sorted(WAITING_CODES)),
+    Group.IN_PROGRESS: IN_PROGRESS & ~Q(state__in=sorted(WAITING_CODES)),
+    Group.DONE: Q(state=State.COMPLETED),
+    Group.FAILED: Q(state__lt=0) & ~Q(state=State.CANCELED),
+    Group.CANCELED: Q(state=State.CANCELED),
+}
+
+
 def describe(code: int) -> StateInfo:
     """The entry for a code; codes nobody has documented get a generic entry naming the code."""
     if code in STATES:

@@ -189,7 +189,8 @@ def note(task: Task, kind: str, message: str, *, actor=None) -> None:
 
 
 def retry(task: Task, user, *, automatic: bool = False) -> Task:
-    """A new task for the same upload, linked by retry_of, so every attempt stays visible."""
+    """A new task for the same upload in the same batch, linked by retry_of, so every attempt
+    stays visible."""
     new = create(
         engine=Engine.for_team(task.team),
         actor=user,
@@ -200,6 +201,7 @@ def retry(task: Task, user, *, automatic: bool = False) -> Task:
         operation=task.operation,
         options=task.options,
         retry_of=task,
+        batch_id=task.batch_id,
     )
     how = "automatically" if automatic else f"by {user}"
     note(task, EventKind.RETRIED, f"Retried {how} as {new.public_id}", actor=user)

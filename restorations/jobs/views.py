@@ -1,35 +1,187 @@
+import uuid
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
-from django.utils.http import content_disposition_header
+from django.utils.cache import patch_cache_control
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from restorations.accounts.models import WRITE_ROLES
 from restorations.accounts.teams import current_team_for
-from restorations.jobs import services
-from restorations.jobs.access import require_write, task_for_user
+from restorations.jobs import bulk, listing, services, states, thumbnails
+from restorations.jobs.access import require_write, task_for_user, tasks_for_user
 from restorations.jobs.forms import UploadForm
 from restorations.jobs.models import Task
-from restorations.jobs.operations import SPECS
+from restorations.jobs.operations import SPECS, Operation
 
-TASKS_PER_PAGE = 50
+# The live endpoint answers for at most this many tasks: two pages' worth of rows.
+LIVE_MAX_IDS = 100
+# Thumbnails never change once made (a task's result is stored once), so browsers keep them.
+THUMBNAIL_MAX_AGE = 30 * 24 * 3600
+PLACEHOLDER = "img/placeholder.svg"
 
 
 @require_GET
 @login_required
 def task_list(request):
     team = current_team_for(request)
-    tasks = Task.objects.filter(team=team).select_related("upload").order_by("-created_at")
-    page = Paginator(tasks, TASKS_PER_PAGE).get_page(request.GET.get("page"))
+    filters = listing.Filters.from_query(request.GET)
+    tasks = Task.objects.filter(team=team).select_related("upload", "batch")
+    page = listing.page(filters.apply(tasks), request.GET)
     return render(
         request,
         "jobs/task_list.html",
-        {"team": team, "page": page, "can_write": team.role_of(request.user) in WRITE_ROLES},
+        {
+            "team": team,
+            "page": page,
+            "rows": [(task, _live(task)) for task in page.tasks],
+            "filters": filters,
+            "newer_url": page.newer and "?" + urlencode({**filters.query(), "newer": page.newer}),
+            "older_url": page.older and "?" + urlencode({**filters.query(), "older": page.older}),
+            "batch": filters.batch_shown(team),
+            "groups": states.Group.choices,
+            "operations": Operation.choices,
+            "has_tasks": bool(page.tasks) or tasks.exists(),
+            "can_write": team.role_of(request.user) in WRITE_ROLES,
+        },
     )
+
+
+@require_GET
+@login_required
+def task_live(request):
+    """What the list and detail pages poll: one request for every task still in flight on the
+    page. Ids the user may not see are left out of the answer, as if they did not exist."""
+    ids = [part for part in request.GET.get("ids", "").split(",") if part.strip()]
+    if len(ids) > LIVE_MAX_IDS:
+        return JsonResponse(
+            {"error": f"Ask for at most {LIVE_MAX_IDS} tasks at once; this asked for {len(ids)}."},
+            status=400,
+        )
+    try:
+        public_ids = [uuid.UUID(part.strip()) for part in ids]
+    except ValueError:
+        return JsonResponse({"error": "The ids must be task ids, separated by commas."}, status=400)
+    return JsonResponse(
+        {"tasks": [_live(task) for task in tasks_for_user(request.user, public_ids)]}
+    )
+
+
+def _live(task: Task) -> dict:
+    info = task.state_info
+    return {
+        "id": str(task.public_id),
+        "state": task.state,
+        "label": info.label,
+        "category": info.category,
+        "group": task.group,
+        "progress": task.progress,
+        "final": task.is_final,
+        "reason": info.reason,
+        "advice": info.advice,
+        "result_url": reverse("jobs:download_result", args=[task.public_id])
+        if task.result
+        else None,
+        "thumbnail_url": thumbnail_url(task),
+        "result_thumbnail_url": result_thumbnail_url(task),
+        "checked_seconds_ago": task.checked_seconds_ago,
+    }
+
+
+def thumbnail_url(task: Task) -> str:
+    """The original's thumbnail, or the placeholder for rows from before thumbnails."""
+    if task.upload.thumbnail:
+        return reverse("jobs:thumbnail", args=[task.public_id])
+    return static(PLACEHOLDER)
+
+
+def result_thumbnail_url(task: Task) -> str | None:
+    if task.result_thumbnail:
+        return reverse("jobs:result_thumbnail", args=[task.public_id])
+    return static(PLACEHOLDER) if task.result else None
+
+
+@require_GET
+@login_required
+def thumbnail(request, public_id):
+    task = task_for_user(request.user, public_id)
+    return _serve_thumbnail(task.upload.thumbnail)
+
+
+@require_GET
+@login_required
+def result_thumbnail(request, public_id):
+    task = task_for_user(request.user, public_id)
+    return _serve_thumbnail(task.result_thumbnail)
+
+
+def _serve_thumbnail(field_file):
+    """Through this process even on S3: a thumbnail is a few kilobytes, and a signed URL that
+    expires in minutes could not be cached for a month. A missing one is the placeholder, never
+    made here: previews are made when files are stored (or by `make_thumbnails`)."""
+    if not field_file:
+        response = HttpResponseRedirect(static(PLACEHOLDER))
+        patch_cache_control(response, private=True, no_cache=True)
+        return response
+    response = FileResponse(field_file.open("rb"), content_type=thumbnails.CONTENT_TYPE)
+    patch_cache_control(response, private=True, max_age=THUMBNAIL_MAX_AGE, immutable=True)
+    return response
+
+
+@require_POST
+@login_required
+def task_bulk(request):
+    """Retry, cancel or delete the ticked tasks: first a page that asks ("Cancel 3 photos?"),
+    then, confirmed, the action on exactly those ids and a message saying what happened."""
+    action = bulk.ACTIONS.get(request.POST.get("action", ""))
+    back = _back_to_list(request)
+    if action is None:
+        messages.error(request, "Choose what to do with the selected photos.")
+        return redirect(back)
+    tasks = tasks_for_user(request.user, _posted_ids(request), write=True)
+    if not tasks:
+        messages.info(request, "No photos were selected.")
+        return redirect(back)
+    if request.POST.get("confirm") != "yes":
+        return render(
+            request,
+            "jobs/task_bulk_confirm.html",
+            {
+                "action": request.POST["action"],
+                "question": bulk.question(action, len(tasks)),
+                "verb": action.verb,
+                "count_words": bulk.photos(len(tasks)),
+                "tasks": tasks,
+                "back": back,
+            },
+        )
+    messages.success(request, bulk.apply(action, tasks, request.user))
+    return redirect(back)
+
+
+def _posted_ids(request) -> list[uuid.UUID]:
+    """The ticked ids; anything that is not a task id is left out like an id of another team."""
+    ids = []
+    for value in request.POST.getlist("ids"):
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return ids
+
+
+def _back_to_list(request) -> str:
+    """The list page the form came from, with its filters; only a page of this site."""
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, {request.get_host()}):
+        return back
+    return reverse("jobs:task_list")
 
 
 @require_http_methods(["GET", "POST"])
@@ -81,33 +233,6 @@ def task_detail(request, public_id):
             "can_write": task.team.role_of(request.user) in WRITE_ROLES,
             "can_retry": services.can_retry(task),
         },
-    )
-
-
-@require_GET
-@login_required
-def task_status(request, public_id):
-    """What the detail and list pages poll for live progress."""
-    task = task_for_user(request.user, public_id)
-    info = task.state_info
-    latest_retry = task.retries.order_by("-created_at").first()
-    return JsonResponse(
-        {
-            "id": str(task.public_id),
-            "state": task.state,
-            "label": info.label,
-            "category": info.category,
-            "reason": info.reason,
-            "advice": info.advice,
-            "progress": task.progress,
-            "final": task.is_final,
-            "result_url": reverse("jobs:download_result", args=[task.public_id])
-            if task.result
-            else None,
-            "retried_as": reverse("jobs:task_detail", args=[latest_retry.public_id])
-            if latest_retry
-            else None,
-        }
     )
 
 

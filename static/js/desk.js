@@ -27,41 +27,75 @@
     });
   }
 
-  // Poll each unfinished task's status and update its state, progress and result link.
-  function refresh(element) {
-    fetch(element.dataset.taskStatus, { headers: { Accept: "application/json" } })
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (status) {
-        if (!status) { return; }
-        var state = element.querySelector(".js-state");
-        if (state) {
-          state.innerHTML = "";
-          var badge = document.createElement("span");
-          badge.className = "state state-" + status.category;
-          badge.dataset.state = status.state;
-          badge.textContent = status.label;
-          state.appendChild(badge);
-        }
-        var bar = element.querySelector(".js-progress");
-        if (bar) { bar.value = status.progress; bar.textContent = status.progress + "%"; }
-        var reason = element.querySelector(".js-reason");
-        if (reason) { reason.textContent = status.reason; }
-        var advice = element.querySelector(".js-advice");
-        if (advice) { advice.textContent = status.advice; }
-        var result = element.querySelector(".js-result");
-        if (result && status.result_url) { result.hidden = false; }
-        if (status.final) {
-          element.dataset.final = "1";
-          if (element.id === "task") { window.location.reload(); }
-        }
-      })
-      .catch(function () { /* offline for a moment: the next tick tries again */ });
+  // Live progress: one request per refresh for every task on the page still in flight
+  // (GET live/?ids=a,b,c), none while nothing is; a row that is in flight again (its
+  // data-final back to "0") starts the refreshes again.
+  var REFRESH_MS = 2000;
+  var MAX_IDS = 100;
+  var liveUrl = document.body.dataset.liveUrl;
+  var timer = null;
+
+  function pending() {
+    return Array.prototype.slice.call(
+      document.querySelectorAll("[data-task-id][data-final='0']"), 0, MAX_IDS);
   }
 
-  function tick() {
-    var pending = document.querySelectorAll("[data-task-status][data-final='0']");
-    pending.forEach(refresh);
-    if (pending.length) { window.setTimeout(tick, 1500); }
+  function show(element, status) {
+    var state = element.querySelector(".js-state");
+    if (state) {
+      state.innerHTML = "";
+      var badge = document.createElement("span");
+      badge.className = "state state-" + status.category;
+      badge.dataset.state = status.state;
+      badge.textContent = status.label;
+      state.appendChild(badge);
+    }
+    var bar = element.querySelector(".js-progress");
+    if (bar) { bar.value = status.progress; bar.textContent = status.progress + "%"; }
+    var checked = element.querySelector(".js-checked");
+    if (checked) {
+      checked.textContent = status.final ? "" : "last checked " + status.checked_seconds_ago + " s ago";
+    }
+    var reason = element.querySelector(".js-reason");
+    if (reason) { reason.textContent = status.reason; }
+    var advice = element.querySelector(".js-advice");
+    if (advice) { advice.textContent = status.advice; }
+    var result = element.querySelector(".js-result");
+    if (result && status.result_url) { result.hidden = false; }
+    var thumb = element.querySelector(".js-thumb");
+    var src = status.result_thumbnail_url || status.thumbnail_url;
+    if (thumb && src && thumb.getAttribute("src") !== src) { thumb.src = src; }
+    if (status.final) {
+      element.dataset.final = "1";
+      if (element.id === "task") { window.location.reload(); }
+    }
   }
-  window.setTimeout(tick, 1000);
+
+  function refresh() {
+    timer = null;
+    var rows = pending();
+    if (!rows.length || !liveUrl) { return; }
+    var ids = rows.map(function (row) { return row.dataset.taskId; });
+    fetch(liveUrl + "?ids=" + ids.join(","), { headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (answer) {
+        if (!answer) { return; }
+        answer.tasks.forEach(function (status) {
+          rows.forEach(function (row) {
+            if (row.dataset.taskId === status.id) { show(row, status); }
+          });
+        });
+      })
+      .catch(function () { /* offline for a moment: the next refresh tries again */ })
+      .then(schedule);
+  }
+
+  function schedule() {
+    if (timer === null && pending().length) { timer = window.setTimeout(refresh, REFRESH_MS); }
+  }
+
+  new MutationObserver(schedule).observe(document.body, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ["data-final"]
+  });
+  schedule();
 })();

@@ -7,24 +7,17 @@ from django.urls import reverse
 from restorations.jobs import services
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
-from tests.factories import login_in_team, photo_bytes, photo_upload
+from tests.factories import login_in_team, photo_bytes, stored_task
 
 pytestmark = pytest.mark.django_db
 
-READ_URLS = ["jobs:task_detail", "jobs:task_status", "jobs:download_original"]
+READ_URLS = ["jobs:task_detail", "jobs:download_original", "jobs:thumbnail"]
 WRITE_URLS = ["jobs:task_cancel", "jobs:task_retry"]
 
 
 @pytest.fixture
 def task(studio, alice):
-    return services.create_task(
-        team=studio,
-        user=alice,
-        file=photo_upload(),
-        file_name="family.png",
-        operation="restoration-old-photo",
-        options={},
-    )
+    return stored_task(studio, alice, "family.png", operation="restoration-old-photo")
 
 
 @pytest.fixture
@@ -142,10 +135,10 @@ def test_switching_to_a_team_you_are_not_in_is_404(client, charlie, studio):
     assert response.status_code == 404
 
 
-def test_status_json_carries_the_state_tables_words(client, alice, task):
+def test_live_json_carries_the_state_tables_words(client, alice, task):
     services.fail(task, State.CONTENT_UNSUITABLE)
     client.force_login(alice)
-    status = client.get(reverse("jobs:task_status", args=[task.public_id])).json()
+    (status,) = client.get(reverse("jobs:task_live"), {"ids": str(task.public_id)}).json()["tasks"]
     assert status["state"] == -14 and status["final"] is True
     assert status["category"] == "input"
     assert "does not suit this operation" in status["reason"]

@@ -180,7 +180,10 @@ def test_hostile_file_name_is_stored_safely_and_shown_escaped(client, studio, al
     assert response.status_code == 302
     assert task.upload.original_name == "<img src=x onerror=alert(1)>[31mphoto.png"
     assert task.upload.file.name.startswith(f"originals/{studio.public_id}/")
-    assert [p.name for p in stored_files(media_root)] == [f"{task.upload.public_id}.png"]
+    assert [p.name for p in stored_files(media_root)] == [
+        f"{task.upload.public_id}.png",
+        f"{task.upload.public_id}.webp",  # its thumbnail
+    ]
     page = client.get(reverse("jobs:task_detail", args=[task.public_id])).content.decode()
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
 

@@ -2,6 +2,8 @@
 charlie (outsider) cast of the team "studio", a fresh media folder, a real Celery worker.
 Helpers that are not fixtures live in tests/factories.py."""
 
+import secrets
+
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.db import connections
@@ -50,6 +52,15 @@ def studio(alice, bob, victor):
     Membership.objects.create(team=team, user=bob, role=Role.MEMBER)
     Membership.objects.create(team=team, user=victor, role=Role.VIEWER)
     return team
+
+
+@pytest.fixture
+def planned_picwish(settings):
+    """The site's PicWish key set (a fresh one per test, so a fresh rate-limiter schedule), the
+    poll planner on, and the account assumed to run 4 tasks at once."""
+    settings.PICWISH_API_KEY = secrets.token_hex()
+    settings.PICWISH_POLL_INTERVAL = None
+    settings.PICWISH_ASSUMED_CONCURRENCY = 4
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The order in which the dispatcher gives one PicWish key's slots to due tasks."""
 
-import secrets
 from datetime import timedelta
 
 import pytest
@@ -13,14 +12,7 @@ from restorations.picwish import dispatch as picwish_dispatch
 from restorations.picwish.dispatch import LATER_POLL_SLACK, booking_order
 from tests.factories import scale_tasks
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def picwish_key(settings):
-    settings.PICWISH_API_KEY = secrets.token_hex()  # a fresh rate-limiter schedule per test
-    settings.PICWISH_POLL_INTERVAL = None
-    settings.PICWISH_ASSUMED_CONCURRENCY = 4
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("planned_picwish")]
 
 
 def make_tasks(team, user, count: int) -> list[Task]:

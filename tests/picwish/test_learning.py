@@ -1,6 +1,5 @@
 """The poll planner learns from a team's finished tasks what their reports meant."""
 
-import secrets
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -15,14 +14,7 @@ from restorations.picwish import planning
 from tests.factories import scale_tasks
 from tests.picwish.test_replan import ago, processing
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def picwish_key(settings):
-    settings.PICWISH_API_KEY = secrets.token_hex()
-    settings.PICWISH_POLL_INTERVAL = None
-    settings.PICWISH_ASSUMED_CONCURRENCY = 4
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("planned_picwish")]
 
 
 def finish(task, *, started_ago: float, took: float, reports: list[tuple[float, int, int]]):

@@ -1,6 +1,5 @@
 """Re-planning the first poll of a team's queued PicWish tasks when one of its tasks finishes."""
 
-import secrets
 from datetime import timedelta
 
 import pytest
@@ -13,14 +12,7 @@ from restorations.picwish import planner as poll_planner
 from restorations.picwish import planning
 from tests.factories import scale_tasks
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def picwish_key(settings):
-    settings.PICWISH_API_KEY = secrets.token_hex()
-    settings.PICWISH_POLL_INTERVAL = None
-    settings.PICWISH_ASSUMED_CONCURRENCY = 4
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("planned_picwish")]
 
 
 def ago(seconds: float):

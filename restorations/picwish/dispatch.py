@@ -85,8 +85,8 @@ def booking_order(tasks: list[Task]) -> list[Task]:
     deadline first. With PICWISH_POLL_INTERVAL set, simply oldest due first.
 
     A poll's deadline is when it is due, plus LATER_POLL_SLACK for a poll after the first: the
-    first poll decides how late a quick task is noticed, while a later one follows a finishing
-    time that progress has already told and has lag to spare. A send's deadline is when PicWish
+    first poll decides how late a quick task is noticed, while the planner books a later one
+    that much inside its lag budget (`planner.LATER_LAG_BUDGET`). A send's deadline is when PicWish
     is expected to run out of the team's queued tasks without it (`_send_deadlines`).
     """
     if planning.fixed_interval():

@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
+LEARNED := $(VENV)/.learned
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -16,6 +17,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The optional learned model (docs/local-engine.md); make bench-engine measures both paths.
+$(LEARNED): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,learned]'
+	touch $(LEARNED)
 
 run: $(STAMP)
 	$(PY) manage.py migrate --no-input
@@ -46,8 +52,9 @@ bench-poller: $(STAMP)
 bench-latency: $(STAMP)
 	$(PY) benchmarks/bench_latency.py $(BENCH_ARGS)
 
-# Quality, speed and memory of the built-in engine on real photographs (docs/local-engine.md).
-bench-engine: $(STAMP)
+# Quality, speed and memory of the built-in engine on real photographs (docs/local-engine.md),
+# on the classical path and on the learned one, which it installs first.
+bench-engine: $(LEARNED)
 	$(PY) benchmarks/bench_engine.py $(BENCH_ARGS)
 
 # The PicWish emulator (docs/emulator.md), e.g. make emulator EMULATOR_ARGS="--qps 1 --seed 3".

@@ -101,7 +101,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = VAR_DIR / "media"
 # Originals and results are private: no URL serves this prefix; downloads go through
-# access-checked views (restorations/jobs/views.py).
+# access-checked views (restorations/jobs/views/files.py).
 MEDIA_URL = "/private-media/"
 
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")

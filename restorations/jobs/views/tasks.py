@@ -1,29 +1,27 @@
+"""The task list, its live updates and bulk actions, and one task's page and actions."""
+
 import uuid
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import FileResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
-from django.utils.cache import patch_cache_control
-from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 
 from restorations.accounts.models import WRITE_ROLES
 from restorations.accounts.teams import current_team_for
-from restorations.jobs import bulk, listing, services, states, thumbnails
-from restorations.jobs.access import require_write, task_for_user, tasks_for_user
-from restorations.jobs.forms import UploadForm
+from restorations.jobs import bulk, listing, services, states
+from restorations.jobs.access import task_for_user, tasks_for_user
 from restorations.jobs.models import Task
-from restorations.jobs.operations import SPECS, Operation
+from restorations.jobs.operations import Operation
 
 # The live endpoint answers for at most this many tasks: two pages' worth of rows.
 LIVE_MAX_IDS = 100
-# Thumbnails never change once made (a task's result is stored once), so browsers keep them.
-THUMBNAIL_MAX_AGE = 30 * 24 * 3600
 PLACEHOLDER = "img/placeholder.svg"
 
 
@@ -107,33 +105,6 @@ def result_thumbnail_url(task: Task) -> str | None:
     return static(PLACEHOLDER) if task.result else None
 
 
-@require_GET
-@login_required
-def thumbnail(request, public_id):
-    task = task_for_user(request.user, public_id)
-    return _serve_thumbnail(task.upload.thumbnail)
-
-
-@require_GET
-@login_required
-def result_thumbnail(request, public_id):
-    task = task_for_user(request.user, public_id)
-    return _serve_thumbnail(task.result_thumbnail)
-
-
-def _serve_thumbnail(field_file):
-    """Through this process even on S3: a thumbnail is a few kilobytes, and a signed URL that
-    expires in minutes could not be cached for a month. A missing one is the placeholder, never
-    made here: previews are made when files are stored (or by `make_thumbnails`)."""
-    if not field_file:
-        response = HttpResponseRedirect(static(PLACEHOLDER))
-        patch_cache_control(response, private=True, no_cache=True)
-        return response
-    response = FileResponse(field_file.open("rb"), content_type=thumbnails.CONTENT_TYPE)
-    patch_cache_control(response, private=True, max_age=THUMBNAIL_MAX_AGE, immutable=True)
-    return response
-
-
 @require_POST
 @login_required
 def task_bulk(request):
@@ -184,40 +155,6 @@ def _back_to_list(request) -> str:
     return reverse("jobs:task_list")
 
 
-@require_http_methods(["GET", "POST"])
-@login_required
-def task_create(request):
-    team = current_team_for(request)
-    require_write(team, request.user)
-    form = UploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST":
-        if not form.is_valid():
-            return render(
-                request, "jobs/task_create.html", {"form": form, "team": team}, status=400
-            )
-        created = _create_tasks(request, team, form.cleaned_data)
-        messages.success(
-            request, f"{len(created)} photo{'s' if len(created) != 1 else ''} uploaded."
-        )
-        if len(created) == 1:
-            return redirect("jobs:task_detail", public_id=created[0].public_id)
-        return redirect("jobs:task_list")
-    return render(request, "jobs/task_create.html", {"form": form, "team": team, "specs": SPECS})
-
-
-def _create_tasks(request, team, data) -> list[Task]:
-    return services.create_tasks(
-        team=team,
-        user=request.user,
-        items=(
-            (photo, photo.name, checked)
-            for photo, checked in zip(data["photos"], data["checked"], strict=True)
-        ),
-        operation=data["operation"],
-        options=data["options"],
-    )
-
-
 @require_GET
 @login_required
 def task_detail(request, public_id):
@@ -258,35 +195,3 @@ def task_retry(request, public_id):
         new = services.retry(task, request.user)
     messages.success(request, "Sent again as a new task.")
     return redirect("jobs:task_detail", public_id=new.public_id)
-
-
-@require_GET
-@login_required
-def download_original(request, public_id):
-    task = task_for_user(request.user, public_id)
-    return _serve(task.upload.file, task.upload.original_name)
-
-
-@require_GET
-@login_required
-def download_result(request, public_id):
-    task = task_for_user(request.user, public_id)
-    if not task.result:
-        messages.error(request, "This task has no result to download.")
-        return HttpResponseRedirect(reverse("jobs:task_detail", args=[task.public_id]), status=303)
-    return _serve(task.result, task.result_download_name())
-
-
-def _serve(field_file, download_name):
-    """Stream from local storage; on S3, redirect to a short-lived signed URL."""
-    storage = field_file.storage
-    if getattr(storage, "querystring_auth", False):
-        return HttpResponseRedirect(
-            storage.url(
-                field_file.name,
-                parameters={
-                    "ResponseContentDisposition": content_disposition_header(True, download_name)
-                },
-            )
-        )
-    return FileResponse(field_file.open("rb"), as_attachment=True, filename=download_name)

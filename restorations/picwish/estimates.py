@@ -47,13 +47,11 @@ def for_team(team: Team, now: float) -> dict[int, tuple[int | None, float | None
             )
             for n, (pk, op) in enumerate(waiting)
         ]
-    aheads = [ahead for _, ahead in queue]
-    starts = planner.expected_starts(
-        aheads,
-        now=now,
-        slots=planning.concurrency_for(team),
-    )
-    after_end = _after_end(team)
+    finishes = planning.recent(team, None, "finished_at")
+    slots = planning.concurrency_from([(start, end) for start, end, _ in finishes])
+    starts = planner.expected_starts([ahead for _, ahead in queue], now=now, slots=slots)
+    gaps = [done.timestamp() - end for _, end, done in finishes if done and done.timestamp() >= end]
+    after_end = median(gaps) if gaps else DEFAULT_AFTER_END
     outlooks: dict[int, tuple[int | None, float | None]] = {}
     not_started = 0
     for (pk, ahead), start in zip(queue, starts, strict=True):
@@ -90,11 +88,3 @@ def _account(team: Team) -> accounts.Account | None:
     except accounts.KeyUnreadable:
         return None
     return None if account is None or accounts.is_paused(team) else account
-
-
-def _after_end(team: Team) -> float:
-    rows = planning.recently_finished(team).values_list("processing_ends_at", "finished_at")[
-        : planning.RECENT
-    ]
-    gaps = [(done - end).total_seconds() for end, done in rows if done and done >= end]
-    return median(gaps) if gaps else DEFAULT_AFTER_END

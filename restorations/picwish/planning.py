@@ -47,7 +47,7 @@ def recently_finished(team: Team, operation: str | None = None):
     return tasks.order_by("-processing_ends_at")
 
 
-def _recent(team: Team, operation: str | None, *fields: str) -> list[tuple]:
+def recent(team: Team, operation: str | None, *fields: str) -> list[tuple]:
     """The team's RECENT most recently finished tasks: their processing start and end (Unix
     times) and `fields`."""
     rows = recently_finished(team, operation).values_list(
@@ -58,7 +58,7 @@ def _recent(team: Team, operation: str | None, *fields: str) -> list[tuple]:
 
 def recent_processing(team: Team, operation: str | None = None) -> list[tuple[float, float]]:
     """(start, end) of the team's RECENT most recently finished tasks, as Unix times."""
-    return [(start, end) for start, end in _recent(team, operation)]
+    return [(start, end) for start, end in recent(team, operation)]
 
 
 def durations_for(task: Task) -> planner.Durations:
@@ -70,7 +70,7 @@ def durations_of(team: Team, operation: str) -> planner.Durations:
     """What the team's recently finished tasks of one operation showed the planner: their
     processing times, and their polls' reports at their shares of those times."""
     samples, seen = [], []
-    for start, end, reports in _recent(team, operation, "progress_seen"):
+    for start, end, reports in recent(team, operation, "progress_seen"):
         if end <= start:
             continue
         length = end - start
@@ -89,9 +89,12 @@ def durations_of(team: Team, operation: str) -> planner.Durations:
 
 
 def concurrency_for(team: Team) -> int:
-    return planner.concurrency(
-        recent_processing(team), default=settings.PICWISH_ASSUMED_CONCURRENCY
-    )
+    return concurrency_from(recent_processing(team))
+
+
+def concurrency_from(spans: list[tuple[float, float]]) -> int:
+    """How many tasks the account runs at once, from its recent (start, end) times."""
+    return planner.concurrency(spans, default=settings.PICWISH_ASSUMED_CONCURRENCY)
 
 
 def in_flight(team: Team):

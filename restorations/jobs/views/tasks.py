@@ -38,7 +38,9 @@ def task_list(request):
         {
             "team": team,
             "page": page,
-            "rows": _live_rows(page.tasks),
+            # The outlooks (place in the queue, expected finish) come with the first live
+            # refresh, sent as the page loads: the page itself stays within its queries.
+            "rows": [(task, _live(task, None)) for task in page.tasks],
             "filters": filters,
             "newer_url": page.newer and "?" + urlencode({**filters.query(), "newer": page.newer}),
             "older_url": page.older and "?" + urlencode({**filters.query(), "older": page.older}),

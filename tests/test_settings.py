@@ -146,8 +146,9 @@ EMAIL_SETTINGS = (
 )
 
 
-def test_without_an_email_url_mails_are_printed_to_the_console(tmp_path):
-    done = run_settings(EMAIL_SETTINGS, tmp_path=tmp_path)
+@pytest.mark.parametrize("environ", [{}, {"EMAIL_URL": ""}], ids=["unset", "empty"])
+def test_without_an_email_url_mails_are_printed_to_the_console(tmp_path, environ):
+    done = run_settings(EMAIL_SETTINGS, tmp_path=tmp_path, **environ)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == "django.core.mail.backends.console.EmailBackend"
 

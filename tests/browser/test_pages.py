@@ -171,7 +171,10 @@ def test_the_keyboard_skips_to_the_content_and_shows_where_it_is(page, live_serv
     assert skip.evaluate("link => link === document.activeElement")
     box = skip.bounding_box()
     assert box["y"] >= 0, "the focused skip link must be on screen"
-    assert skip.evaluate("link => getComputedStyle(link).outlineStyle") != "none"
+    ring = skip.evaluate(
+        "link => [getComputedStyle(link).outlineStyle, getComputedStyle(link).outlineWidth]"
+    )
+    assert ring[0] != "none" and float(ring[1].removesuffix("px")) >= 2  # not the browser's 1 px
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
     page.keyboard.press("Tab")

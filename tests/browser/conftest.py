@@ -1,4 +1,4 @@
-"""Chromium for the browser tests: one browser per test session (Debian's Chromium, never a
+"""Chromium for the browser tests: one browser per test module (Debian's Chromium, never a
 downloaded one), a fresh context per test. Helpers that are not fixtures: support.py."""
 
 import os
@@ -19,14 +19,15 @@ CHROMIUM_ARGS = [
 DESKTOP = {"width": 1280, "height": 800}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread for the whole session; the ORM
-    # calls in the test bodies are still plain synchronous calls.
+    # Playwright's sync API runs an event loop in this thread while it is started; the ORM
+    # calls in the test bodies are still plain synchronous calls. Per module, so that the
+    # permission ends with the module's last browser test and no other test runs under it.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     playwright = sync_playwright().start()

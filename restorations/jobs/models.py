@@ -63,6 +63,13 @@ IN_FLIGHT_AT_PICWISH = Q(engine=Engine.PICWISH) & (
     Q(state=State.QUEUED) | Q(state__gt=State.COMPLETED, state__lt=State.WAITING_TO_SEND)
 )
 
+# Built-in engine runs, all teams together (one pool of workers): those queued or running, and
+# those that ran to a result with their times (the estimates' measured speed).
+LOCAL_IN_FLIGHT = Q(engine=Engine.LOCAL, state__in=[State.QUEUED, State.PROCESSING])
+LOCAL_RAN = Q(
+    engine=Engine.LOCAL, processing_started_at__isnull=False, processing_ends_at__isnull=False
+)
+
 
 class Batch(models.Model):
     """Photos uploaded together. Its name is computed ("12 photos · 3 Dec 14:02"), so it stays
@@ -252,6 +259,12 @@ class Task(models.Model):
                 fields=["team", "submitted_at", "id"],
                 condition=IN_FLIGHT_AT_PICWISH,
                 name="task_in_flight",
+            ),
+            # The estimates of built-in engine photos (restorations.jobs.estimates): the queue
+            # oldest first, and the most recent runs.
+            models.Index(fields=["created_at"], condition=LOCAL_IN_FLIGHT, name="task_local_queue"),
+            models.Index(
+                fields=["-processing_ends_at"], condition=LOCAL_RAN, name="task_local_recent"
             ),
         ]
 

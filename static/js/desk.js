@@ -56,6 +56,8 @@
     if (checked) {
       checked.textContent = status.final ? "" : "last checked " + status.checked_seconds_ago + " s ago";
     }
+    var outlook = element.querySelector(".js-outlook");
+    if (outlook) { outlook.textContent = status.outlook; }
     var reason = element.querySelector(".js-reason");
     if (reason) { reason.textContent = status.reason; }
     var advice = element.querySelector(".js-advice");

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from restorations.accounts.models import WRITE_ROLES
 from restorations.accounts.teams import current_team_for
-from restorations.jobs import bulk, listing, services, states
+from restorations.jobs import bulk, estimates, listing, services, states
 from restorations.jobs.access import task_for_user, tasks_for_user
 from restorations.jobs.models import Task
 from restorations.jobs.operations import Operation
@@ -38,7 +38,7 @@ def task_list(request):
         {
             "team": team,
             "page": page,
-            "rows": [(task, _live(task)) for task in page.tasks],
+            "rows": _live_rows(page.tasks),
             "filters": filters,
             "newer_url": page.newer and "?" + urlencode({**filters.query(), "newer": page.newer}),
             "older_url": page.older and "?" + urlencode({**filters.query(), "older": page.older}),
@@ -67,11 +67,19 @@ def task_live(request):
     except ValueError:
         return JsonResponse({"error": "The ids must be task ids, separated by commas."}, status=400)
     return JsonResponse(
-        {"tasks": [_live(task) for task in tasks_for_user(request.user, public_ids)]}
+        {"tasks": [live for _, live in _live_rows(tasks_for_user(request.user, public_ids))]}
     )
 
 
-def _live(task: Task) -> dict:
+def _live_rows(tasks) -> list[tuple[Task, dict]]:
+    """Each task with what the pages show live of it; the outlooks of those in flight are
+    worked out together (a few queries per team, whatever the number of rows)."""
+    tasks = list(tasks)
+    outlooks = estimates.outlooks(tasks)
+    return [(task, _live(task, outlooks.get(task.pk))) for task in tasks]
+
+
+def _live(task: Task, outlook: estimates.Outlook | None) -> dict:
     info = task.state_info
     return {
         "id": str(task.public_id),
@@ -89,6 +97,9 @@ def _live(task: Task) -> dict:
         "thumbnail_url": thumbnail_url(task),
         "result_thumbnail_url": result_thumbnail_url(task),
         "checked_seconds_ago": task.checked_seconds_ago,
+        "ahead": outlook.ahead if outlook else None,
+        "done_at": outlook.done_at.isoformat() if outlook and outlook.done_at else None,
+        "outlook": estimates.describe(outlook),
     }
 
 

@@ -8,7 +8,7 @@ LEARNED := $(VENV)/.learned
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format clean venv bench-poller bench-latency bench-engine bench-dashboard emulator
+.PHONY: run test lint format clean venv bench-poller bench-latency bench-engine bench-dashboard emulator home-example screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,14 @@ bench-engine: $(LEARNED)
 # The dashboard's pages on 100,000 tasks in PostgreSQL against 1,000 (docs/benchmarks.md).
 bench-dashboard: $(STAMP)
 	$(PY) benchmarks/bench_dashboard.py $(BENCH_ARGS)
+
+# The home page's before/after example (static/img/example-*.jpg), made by the built-in engine.
+home-example: $(STAMP)
+	$(PY) benchmarks/home_example.py
+
+# The browser tests, keeping each page's screenshot in docs/screenshots/ (the README shows them).
+screenshots: $(STAMP)
+	DESK_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser $(PYTEST_ARGS)
 
 # The PicWish emulator (docs/emulator.md), e.g. make emulator EMULATOR_ARGS="--qps 1 --seed 3".
 EMULATOR_PORT ?= 8100

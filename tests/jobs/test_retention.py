@@ -8,6 +8,7 @@ from html import unescape
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -151,6 +152,12 @@ def test_a_file_that_cannot_be_deleted_records_nothing_until_it_is(old, media_ro
     (result / "in-the-way").rmdir()
     assert retention.delete_expired() == 1
     assert stored_files(media_root) == []
+
+
+def test_make_thumbnails_leaves_deleted_photos_alone(old, capsys):
+    retention.delete_expired()
+    call_command("make_thumbnails")
+    assert "0 original and 0 result thumbnails made; 0 files" in capsys.readouterr().out
 
 
 def test_the_job_runs_on_beat_every_hour():

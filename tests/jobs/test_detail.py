@@ -233,9 +233,14 @@ def test_retry_in_one_click_links_both_attempts(client, alice, task):
 def test_a_second_click_on_retry_makes_no_third_attempt(client, alice, task):
     services.fail(task, State.SERVICE_ERROR)
     client.force_login(alice)
-    client.post(reverse("jobs:task_retry", args=[task.public_id]))
+    url = reverse("jobs:task_retry", args=[task.public_id])
+    first = client.post(url)
     made = task.retries.get()
-    assert services.retry(task, alice) == made  # the second click, arriving late
+    second = client.post(url, follow=True)
+    assert first["Location"] == second.redirect_chain[-1][0]
+    assert second.redirect_chain[-1] == (reverse("jobs:task_detail", args=[made.public_id]), 303)
+    assert "already sent again as attempt 2" in second.content.decode()
+    assert services.retry(task, alice) == made  # a second click that passed the view's check
     assert Task.objects.count() == 2
 
 

@@ -216,12 +216,20 @@ def task_cancel(request, public_id):
 @login_required
 def task_retry(request, public_id):
     task = task_for_user(request.user, public_id, write=True)
-    if not services.can_retry(task):
-        messages.error(request, "Retrying cannot help this task.")
-        return HttpResponseRedirect(reverse("jobs:task_detail", args=[task.public_id]), status=303)
-    new = services.retry(task, request.user)
+    made = task.retries.order_by("-created_at").first()
+    if made is not None:  # a second click, or an older attempt's page
+        messages.info(
+            request,
+            f"This photo was already sent again as attempt {services.attempt_number(made)}.",
+        )
+        return HttpResponseRedirect(reverse("jobs:task_detail", args=[made.public_id]), status=303)
+    new = services.retry(task, request.user) if services.can_retry(task) else None
     if new is None:
-        messages.error(request, "The original was deleted, so this photo cannot be sent again.")
+        if task.upload.files_deleted_at is not None:
+            message = "The original was deleted, so this photo cannot be sent again."
+        else:
+            message = "Retrying cannot help this task."
+        messages.error(request, message)
         return HttpResponseRedirect(reverse("jobs:task_detail", args=[task.public_id]), status=303)
     messages.success(request, f"Sent again as attempt {services.attempt_number(new)}.")
     return redirect("jobs:task_detail", public_id=new.public_id)

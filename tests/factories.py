@@ -10,7 +10,7 @@ from django.db import transaction
 from PIL import Image
 
 from restorations.accounts.models import User
-from restorations.jobs import services
+from restorations.jobs import local_runs, services
 from restorations.jobs.models import Engine, Task, Upload
 from restorations.jobs.states import State
 
@@ -52,6 +52,16 @@ def stored_task(team, user, name="photo.png", *, data=None, operation="scale", *
         options={},
         **options,
     )
+
+
+def restored_task(team, user, name="photo.png", **options):
+    """A stored task the built-in engine has run, in this process (a stored result, its
+    thumbnail and the whole timeline); `options` as for `stored_task`."""
+    task = stored_task(team, user, name, **options)
+    local_runs.run(task.pk)
+    task.refresh_from_db()
+    assert task.state == State.COMPLETED, task.failure_message
+    return task
 
 
 def scale_tasks(team, user, count: int) -> list:

@@ -222,6 +222,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("DESK_DISPATCH_INTERVAL", default=0.25),
         "options": {"expires": 5},
     },
+    # Deletes the files of photos past their team's retention period (restorations.jobs.retention).
+    "delete-expired-files": {
+        "task": "jobs.delete_expired_files",
+        "schedule": env.float("DESK_RETENTION_INTERVAL", default=3600.0),
+        "options": {"expires": 600},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -1,4 +1,4 @@
-"""The operations users can choose, their options and their input limits.
+"""The operations users can choose, their options, their input limits and what PicWish charges.
 
 One entry per PicWish endpoint. The limits apply whichever engine runs the task, so a photo
 accepted here is never refused later for its size.
@@ -33,6 +33,38 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Credits:
+    """What PicWish charges for one photo: `base`, or `large` for a photo whose long edge is
+    over `large_over` pixels, or the figure `per_value` gives for the value of `option`.
+    `estimate` marks a figure PicWish does not publish."""
+
+    base: int
+    large: int | None = None
+    large_over: int | None = None
+    option: str = ""
+    per_value: tuple[tuple[str, int], ...] = ()
+    estimate: bool = False
+
+    def for_photo(self, options: dict[str, str], width: int, height: int) -> int:
+        if self.option:
+            return dict(self.per_value).get(options.get(self.option, ""), self.base)
+        if self.large is not None and max(width, height) > self.large_over:
+            return self.large
+        return self.base
+
+    def as_dict(self) -> dict:
+        """The rule for the upload page's script, which prices a selection before it is sent."""
+        return {
+            "base": self.base,
+            "large": self.large,
+            "large_over": self.large_over,
+            "option": self.option,
+            "per_value": dict(self.per_value),
+            "estimate": self.estimate,
+        }
+
+
+@dataclass(frozen=True)
 class OperationSpec:
     operation: Operation
     description: str
@@ -43,6 +75,7 @@ class OperationSpec:
     options: tuple[Option, ...] = field(default=())
     # Typical time PicWish takes, used to plan polls before anything is measured.
     typical_seconds: float = 8.0
+    credits: Credits = Credits(1)
 
     @property
     def label(self) -> str:
@@ -55,8 +88,40 @@ class OperationSpec:
     def option(self, name: str) -> Option:
         return next(o for o in self.options if o.name == name)
 
+    def credits_per_photo(self, options: dict[str, str], width: int, height: int) -> int:
+        """PicWish credits one photo of `width` × `height` costs with these (cleaned) options."""
+        return self.credits.for_photo(options, width, height)
+
+    @property
+    def credits_summary(self) -> str:
+        """The price in words, for the upload page: "2 credits per photo, 3 over 2048 px"."""
+        rule = self.credits
+        if rule.option:
+            labels = dict(self.option(rule.option).choices)
+            return "Per photo: " + ", ".join(
+                f"{_credits(count)} with {labels[value]}" for value, count in rule.per_value
+            )
+        if rule.large is not None:
+            return (
+                f"{_credits(rule.base)} per photo, {_credits(rule.large)} when its long edge is "
+                f"over {rule.large_over} pixels"
+            )
+        if rule.estimate:
+            return (
+                f"About {_credits(rule.base)} per photo (an estimate: PicWish does not publish "
+                "this price)"
+            )
+        return f"{_credits(rule.base)} per photo"
+
+
+def _credits(count: int) -> str:
+    return f"{count} credit{'' if count == 1 else 's'}"
+
 
 _COMMON = frozenset({"JPEG", "PNG", "WEBP", "BMP"})
+
+# Credits per photo from PicWish's price table; old-photo repair is not in it (docs/decisions.md).
+OLD_PHOTO_CREDITS_ESTIMATE = 5
 
 SPECS: dict[str, OperationSpec] = {
     spec.operation.value: spec
@@ -74,18 +139,27 @@ SPECS: dict[str, OperationSpec] = {
                     "Damage",
                     (("0", "Light"), ("1", "Medium"), ("2", "Severe")),
                     "0",
+                    "How worn the photo is: a heavier setting repairs more and changes more.",
                 ),
                 Option(
                     "model_type",
                     "Model",
                     (("1", "Realistic"), ("2", "Smart enhancement"), ("3", "Ultra HD")),
                     "1",
-                    "Only for medium or severe damage.",
+                    "Only for medium or severe damage: Realistic keeps the photo's character, "
+                    "the others sharpen and add detail.",
                     requires=("restoration_type", ("1", "2")),
                 ),
-                Option("change_color", "Colourise", (("1", "Yes"), ("0", "No")), "1"),
+                Option(
+                    "change_color",
+                    "Colourise",
+                    (("1", "Yes"), ("0", "No")),
+                    "1",
+                    "Whether the repaired photo is also given natural colour.",
+                ),
             ),
             typical_seconds=10.0,
+            credits=Credits(OLD_PHOTO_CREDITS_ESTIMATE, estimate=True),
         ),
         OperationSpec(
             Operation.ENHANCE,
@@ -95,15 +169,23 @@ SPECS: dict[str, OperationSpec] = {
             4096,
             4096,
             (
-                Option("type", "Style", (("clean", "Clean"), ("face", "Faces")), "clean"),
+                Option(
+                    "type",
+                    "Style",
+                    (("clean", "Clean"), ("face", "Faces")),
+                    "clean",
+                    "Clean suits most photos; Faces works hardest on people's faces.",
+                ),
                 Option(
                     "scale_factor",
                     "Enlarge",
                     (("", "Automatic"), ("1", "1x"), ("2", "2x"), ("4", "4x")),
                     "",
+                    "How much larger the result is; Automatic lets the service choose.",
                 ),
             ),
             typical_seconds=6.0,
+            credits=Credits(2, large=3, large_over=2048),
         ),
         OperationSpec(
             Operation.UPSCALE,
@@ -112,8 +194,17 @@ SPECS: dict[str, OperationSpec] = {
             30 * MB,
             4096,
             4096,
-            (Option("type", "Quality", (("0", "Ultra HD"), ("1", "HD")), "0"),),
+            (
+                Option(
+                    "type",
+                    "Quality",
+                    (("0", "Ultra HD"), ("1", "HD")),
+                    "0",
+                    "Ultra HD gives the most detail; HD costs one credit less.",
+                ),
+            ),
             typical_seconds=12.0,
+            credits=Credits(5, option="type", per_value=(("0", 5), ("1", 4))),
         ),
         OperationSpec(
             Operation.COLOURISE,
@@ -128,9 +219,11 @@ SPECS: dict[str, OperationSpec] = {
                     "Result format",
                     (("jpg", "JPG"), ("png", "PNG"), ("webp", "WebP")),
                     "jpg",
+                    "The file type of the coloured result.",
                 ),
             ),
             typical_seconds=6.0,
+            credits=Credits(1),
         ),
         OperationSpec(
             Operation.CORRECT,
@@ -151,9 +244,11 @@ SPECS: dict[str, OperationSpec] = {
                         ("4", "Type 4"),
                     ),
                     "1",
+                    "What the photo shows; Document suits pages, receipts and whiteboards.",
                 ),
             ),
             typical_seconds=6.0,
+            credits=Credits(3),
         ),
     ]
 }

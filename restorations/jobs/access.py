@@ -1,15 +1,18 @@
-"""The one access check for tasks, used by every view, download and command.
+"""The one access check for tasks and batches, used by every view, download and command.
 
 Outsiders get 404 (a task's existence is not revealed); viewers get 403 on changes. Asked for
 many tasks at once (the live updates, the list's bulk actions), it leaves out the ones the user
 may not see, so the answer is the same as for ids that do not exist.
 """
 
+import uuid
+
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from restorations.accounts.models import WRITE_ROLES, Membership
-from restorations.jobs.models import Task
+from restorations.jobs.models import Batch, Task
 
 
 def _visible(user):
@@ -40,3 +43,30 @@ def tasks_for_user(user, public_ids, *, write: bool = False) -> list[Task]:
 def require_write(team, user) -> None:
     if team.role_of(user) not in WRITE_ROLES:
         raise PermissionDenied("Viewers cannot upload photos to this team.")
+
+
+def batch_for_user(user, public_id) -> Batch:
+    """A batch of one of the user's teams; 404 for anyone else, as for tasks."""
+    return get_object_or_404(
+        Batch.objects.visible_to(user).select_related("team", "created_by"), public_id=public_id
+    )
+
+
+def visible_batch(user, public_id: str) -> Batch | None:
+    """The batch, or None when it is not one of the user's teams' (or not a batch id at all):
+    for the live answer, which leaves out what the user may not see."""
+    try:
+        public_id = uuid.UUID(str(public_id))
+    except ValueError:
+        return None
+    return Batch.objects.visible_to(user).select_related("team").filter(public_id=public_id).first()
+
+
+def upload_batch(team, token) -> Batch | None:
+    """The batch an upload token names, for adding a photo of `team` to it (after
+    `require_write`): None while no photo of the upload is stored yet; 404 when the token is
+    another team's batch."""
+    batch = Batch.objects.filter(public_id=token).first()
+    if batch is not None and batch.team_id != team.pk:
+        raise Http404("No such upload.")
+    return batch

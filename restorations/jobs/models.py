@@ -71,9 +71,18 @@ LOCAL_RAN = Q(
 )
 
 
+class BatchQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "BatchQuerySet":
+        """The batches of the user's teams, as for tasks (TaskQuerySet.visible_to)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(team__memberships__user=user)
+
+
 class Batch(models.Model):
     """Photos uploaded together. Its name is computed ("12 photos · 3 Dec 14:02"), so it stays
-    true when photos are deleted."""
+    true when photos are deleted. The upload page names it before its first photo arrives (its
+    public id is the page's upload token), so photos sent one per request find it."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="batches")
@@ -82,6 +91,8 @@ class Batch(models.Model):
     )
     operation = models.CharField(_("operation"), max_length=32, choices=Operation.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = BatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

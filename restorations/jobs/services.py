@@ -4,6 +4,7 @@ through `restorations.jobs.transitions`.
 """
 
 import logging
+import uuid
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,13 +28,15 @@ def create_task(
     options: dict,
     checked: CheckedImage | None = None,
     batch: Batch | None = None,
+    batch_token: uuid.UUID | None = None,
 ) -> Task:
-    """Validate, store the original and its thumbnail and create its task (in `batch`, if
-    given); raises ValidationError on bad input.
+    """Validate, store the original and its thumbnail and create its task (in `batch`, or in
+    the batch of the upload `batch_token` names, made by its first photo); raises
+    ValidationError on bad input.
 
     `checked` skips a second read when the caller has already checked this file. Nothing is
     stored unless everything is valid, and stored files are removed again if the database
-    refuses the rows.
+    refuses the rows, so a bad photo leaves neither files nor a batch behind.
     """
     cleaned_options = clean_options(operation, options)
     checked = checked or check_image(file, spec_for(operation))
@@ -53,6 +56,8 @@ def create_task(
         upload.thumbnail.save(f"thumbnail{thumbnails.EXTENSION}", preview, save=False)
     try:
         with transaction.atomic():
+            if batch_token is not None:
+                batch = upload_batch(team, user, batch_token, operation)
             upload.save()
             task = transitions.create(
                 engine=Engine.for_team(team),
@@ -70,14 +75,31 @@ def create_task(
     return task
 
 
-def create_tasks(*, team, user, items, operation: str, options: dict) -> list[Task]:
-    """All tasks or none, in one new batch: `items` yields (file, file name, CheckedImage) for
-    checked files. If one fails, the rows roll back and every file already stored is removed
-    again."""
+def upload_batch(team, user, token: uuid.UUID, operation: str) -> Batch:
+    """The batch of the upload named `token`, created by its first photo. Photos of one upload
+    arrive in parallel requests: when two first photos race, the unique public id lets one
+    insert and makes the other wait for it and then read its row (get_or_create), so an upload
+    is one batch. Called inside the transaction that stores the photo's rows, so a photo that
+    fails leaves no batch behind. A token of another team's batch is not found here (the
+    insert fails); the upload view refuses it with a 404 before anything is stored."""
+    batch, _created = Batch.objects.get_or_create(
+        public_id=token, team=team, defaults={"created_by": user, "operation": operation}
+    )
+    return batch
+
+
+def create_tasks(
+    *, team, user, items, operation: str, options: dict, batch_token: uuid.UUID | None = None
+) -> list[Task]:
+    """All tasks or none, in one batch (the upload's `batch_token`, else a new one): `items`
+    yields (file, file name, CheckedImage) for checked files. If one fails, the rows roll back
+    and every file already stored is removed again."""
     created: list[Task] = []
     try:
         with transaction.atomic():
-            batch = Batch.objects.create(team=team, created_by=user, operation=operation)
+            batch = None
+            if batch_token is None:
+                batch = Batch.objects.create(team=team, created_by=user, operation=operation)
             for file, file_name, checked in items:
                 created.append(
                     create_task(
@@ -89,6 +111,7 @@ def create_tasks(*, team, user, items, operation: str, options: dict) -> list[Ta
                         options=options,
                         checked=checked,
                         batch=batch,
+                        batch_token=batch_token,
                     )
                 )
     except BaseException:

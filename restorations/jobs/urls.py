@@ -1,11 +1,13 @@
 from django.urls import path
 
-from restorations.jobs.views import files, tasks, uploads
+from restorations.jobs.views import batches, files, tasks, uploads
 
 app_name = "jobs"
 urlpatterns = [
     path("", tasks.task_list, name="task_list"),
     path("new/", uploads.task_create, name="task_create"),
+    path("new/photo/", uploads.upload_photo, name="upload_photo"),
+    path("batches/<uuid:public_id>/", batches.batch_detail, name="batch_detail"),
     path("live/", tasks.task_live, name="task_live"),
     path("bulk/", tasks.task_bulk, name="task_bulk"),
     path("<uuid:public_id>/", tasks.task_detail, name="task_detail"),

@@ -30,6 +30,8 @@
   // Live progress: one request per refresh for every task on the page still in flight
   // (GET live/?ids=a,b,c), none while nothing is; a row that is in flight again (its
   // data-final back to "0") starts the refreshes again. The first comes as the page loads.
+  // A batch page's summary (its data-batch-id, data-final "0" while any photo is in flight)
+  // rides on the same request (&batch=id), which answers its counts and failures too.
   var REFRESH_MS = 2000;
   var MAX_IDS = 100;
   var liveUrl = document.body.dataset.liveUrl;
@@ -59,7 +61,11 @@
     var outlook = element.querySelector(".js-outlook");
     if (outlook) { outlook.textContent = status.outlook; }
     var reason = element.querySelector(".js-reason");
-    if (reason) { reason.textContent = status.reason; }
+    if (reason) {
+      // A batch's rows name the reason of failures only.
+      var shown = !reason.dataset.only || reason.dataset.only === status.group;
+      reason.textContent = shown ? status.reason : "";
+    }
     var advice = element.querySelector(".js-advice");
     if (advice) { advice.textContent = status.advice; }
     var result = element.querySelector(".js-result");
@@ -73,12 +79,32 @@
     }
   }
 
+  function pendingBatch() {
+    return document.querySelector("[data-batch-id][data-final='0']");
+  }
+
+  function showBatch(element, summary) {
+    Object.keys(summary.counts).forEach(function (group) {
+      var count = element.querySelector(".js-count[data-group='" + group + "']");
+      if (count) { count.textContent = summary.counts[group]; }
+    });
+    var failures = element.querySelector(".js-failures");
+    if (failures && failures.dataset.version !== summary.failures_version) {
+      failures.innerHTML = summary.failures_html;  // the server's own fragment, escaped there
+      failures.dataset.version = summary.failures_version;
+    }
+    if (summary.final) { element.dataset.final = "1"; }
+  }
+
   function refresh() {
     timer = null;
     var rows = pending();
-    if (!rows.length || !liveUrl) { return; }
+    var batch = pendingBatch();
+    if ((!rows.length && !batch) || !liveUrl) { return; }
     var ids = rows.map(function (row) { return row.dataset.taskId; });
-    fetch(liveUrl + "?ids=" + ids.join(","), { headers: { Accept: "application/json" } })
+    var url = liveUrl + "?ids=" + ids.join(",");
+    if (batch) { url += "&batch=" + encodeURIComponent(batch.dataset.batchId); }
+    fetch(url, { headers: { Accept: "application/json" } })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (answer) {
         if (!answer) { return; }
@@ -87,13 +113,15 @@
             if (row.dataset.taskId === status.id) { show(row, status); }
           });
         });
+        if (batch && answer.batch) { showBatch(batch, answer.batch); }
+        if (batch && answer.batch === null) { batch.dataset.final = "1"; }  // gone: stop asking
       })
       .catch(function () { /* offline for a moment: the next refresh tries again */ })
       .then(function () { schedule(); });
   }
 
   function schedule(delay) {
-    if (timer === null && pending().length) {
+    if (timer === null && (pending().length || pendingBatch())) {
       timer = window.setTimeout(refresh, typeof delay === "number" ? delay : REFRESH_MS);
     }
   }

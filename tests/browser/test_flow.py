@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from restorations.jobs import services
-from restorations.jobs.models import Task
+from restorations.jobs.models import Batch, Task
 from restorations.jobs.states import State
 from tests.factories import listed_tasks, photo_bytes
 
@@ -34,6 +34,7 @@ def test_sign_up_upload_watch_progress_and_download(
     ).select_option(label="Medium")
     assert page.locator("fieldset[data-operation='scale']").is_hidden()
     page.get_by_role("button", name="Upload and restore").click()
+    page.get_by_role("link", name="Uploaded: see its restoration").click()
 
     page.get_by_role("heading", name="Grandad 1961.jpg").wait_for()
     page.locator(".state-success", has_text="Completed").wait_for(timeout=60_000)
@@ -59,17 +60,16 @@ def sign_in(page, live_server, username, password="correct horse battery"):
     page.get_by_role("button", name="Sign in").click()
 
 
-def test_bad_file_shows_the_reason_next_to_the_field(page, live_server, alice, tmp_path):
+def test_bad_file_shows_the_reason_next_to_its_name(page, live_server, alice, tmp_path):
     sign_in(page, live_server, "alice")
     page.get_by_role("link", name="Upload").first.click()
     fake = tmp_path / "notes.jpg"
     fake.write_text("not a photo")
     page.get_by_label("Photos").set_input_files(str(fake))
     page.get_by_role("button", name="Upload and restore").click()
-    error = page.locator("#photos-errors")
-    error.wait_for()
-    assert "notes.jpg: This file is not a photo we can read." in error.inner_text()
-    assert Task.objects.count() == 0
+    error = page.locator("tr[data-name='notes.jpg'] .file-message")
+    error.get_by_text("This file is not a photo we can read.").wait_for()
+    assert Task.objects.count() == 0 and Batch.objects.count() == 0
 
 
 def test_fifty_rows_in_flight_make_one_live_request_per_refresh_and_none_once_final(

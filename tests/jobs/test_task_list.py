@@ -70,7 +70,8 @@ def test_the_list_filters_by_operation_and_batch(client, studio, alice):
     assert _names(client.get(url, {"operation": "colorization"})) == ["colour.png"]
     response = client.get(url, {"batch": str(batch.public_id)})
     assert _names(response) == ["in-batch.png"]
-    assert "Batch: 1 photo · " in response.content.decode()
+    link = f'Batch: <a href="{reverse("jobs:batch_detail", args=[batch.public_id])}">1 photo · '
+    assert link in response.content.decode()
 
 
 def test_search_finds_a_substring_of_the_file_name_in_any_case(client, studio, alice):

@@ -1,4 +1,5 @@
-"""Uploads through the browser form: good photos become tasks, bad input leaves nothing behind."""
+"""Uploads through the plain form (the page without its script): good photos become tasks in
+one batch, each bad photo is named with its reason, and bad input alone leaves nothing behind."""
 
 import io
 import struct
@@ -9,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from restorations.jobs.models import Task, TaskEvent, Upload
+from restorations.jobs.models import Batch, Task, TaskEvent, Upload
 from restorations.jobs.operations import MB
 from restorations.jobs.states import State
 from tests.factories import login_in_team, photo_bytes, photo_upload, stored_files
@@ -17,8 +18,10 @@ from tests.factories import login_in_team, photo_bytes, photo_upload, stored_fil
 pytestmark = pytest.mark.django_db
 
 
-def _post(client, *files, operation="restoration-old-photo", **options):
+def _post(client, *files, operation="restoration-old-photo", upload=None, **options):
     data = {"photos": list(files), "operation": operation}
+    if upload:
+        data["upload"] = upload
     data.update({f"{operation}__{k}": v for k, v in options.items()})
     return client.post(reverse("jobs:task_create"), data)
 
@@ -51,7 +54,12 @@ def _assert_rejected(response, media_root, *fragments):
         assert fragment in page, page
     assert Upload.objects.count() == 0
     assert Task.objects.count() == 0
+    assert Batch.objects.count() == 0
     assert stored_files(media_root) == []
+
+
+def _messages(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
 
 
 def test_a_good_photo_becomes_a_queued_local_task_with_its_original_stored(
@@ -87,30 +95,77 @@ def test_a_good_photo_becomes_a_queued_local_task_with_its_original_stored(
     assert TaskEvent.objects.filter(task=task, kind="created").count() == 1
 
 
-def test_several_photos_in_one_upload(client, studio, bob):
+def test_several_photos_in_one_upload_go_to_their_batch_page(client, studio, bob):
     login_in_team(client, bob, studio)
     response = _post(client, photo_upload("a.png"), photo_upload("b.png"), operation="scale")
+    batch = Batch.objects.get()
     assert response.status_code == 302
-    assert response["Location"] == reverse("jobs:task_list")
-    assert sorted(Task.objects.values_list("upload__original_name", flat=True)) == [
+    assert response["Location"] == reverse("jobs:batch_detail", args=[batch.public_id])
+    assert sorted(batch.tasks.values_list("upload__original_name", flat=True)) == [
         "a.png",
         "b.png",
     ]
 
 
-def test_one_bad_photo_rejects_the_whole_upload(client, studio, alice, media_root):
+def test_the_pages_upload_token_names_the_batch(client, studio, alice):
+    login_in_team(client, alice, studio)
+    page = client.get(reverse("jobs:task_create"))
+    token = page.context["form"].initial["upload"]
+    assert f'value="{token}"' in page.content.decode()
+    _post(client, photo_upload("a.png"), photo_upload("b.png"), upload=str(token))
+    assert str(Batch.objects.get().public_id) == str(token)
+
+
+def test_a_bad_photo_refuses_only_itself_and_is_named_with_its_reason(
+    client, studio, alice, media_root
+):
+    login_in_team(client, alice, studio)
+    response = _post(
+        client,
+        photo_upload("good.png"),
+        SimpleUploadedFile("bad.jpg", b"hello", "image/jpeg"),
+        SimpleUploadedFile("empty.png", b"", "image/png"),
+        photo_upload("also good.png"),
+    )
+    batch = Batch.objects.get()
+    assert response["Location"] == reverse("jobs:batch_detail", args=[batch.public_id])
+    assert sorted(batch.tasks.values_list("upload__original_name", flat=True)) == [
+        "also good.png",
+        "good.png",
+    ]
+    page = client.get(response["Location"])
+    assert _messages(page) == [
+        "2 photos uploaded.",
+        "Not uploaded: bad.jpg: This file is not a photo we can read. Upload a photo as JPG, PNG.",
+        "Not uploaded: empty.png: The file is empty. Choose a photo file.",
+    ]
+    assert len(stored_files(media_root)) == 4  # two originals and their thumbnails
+
+
+def test_one_good_photo_and_one_bad_go_to_the_batch_page_not_the_photos(client, studio, alice):
     login_in_team(client, alice, studio)
     response = _post(
         client, photo_upload("good.png"), SimpleUploadedFile("bad.jpg", b"hello", "image/jpeg")
     )
-    _assert_rejected(response, media_root, "bad.jpg")
+    assert response["Location"] == reverse(
+        "jobs:batch_detail", args=[Batch.objects.get().public_id]
+    )
+
+
+def test_only_bad_photos_refuse_the_upload_naming_each(client, studio, alice, media_root):
+    login_in_team(client, alice, studio)
+    response = _post(
+        client,
+        SimpleUploadedFile("bad.jpg", b"hello", "image/jpeg"),
+        SimpleUploadedFile("cut.png", photo_bytes(200, 200)[:300], "image/png"),
+    )
+    _assert_rejected(response, media_root, "bad.jpg: This file", "cut.png: The photo is damaged")
 
 
 def test_empty_file(client, studio, alice, media_root):
     login_in_team(client, alice, studio)
     response = _post(client, SimpleUploadedFile("empty.png", b"", "image/png"))
-    # Django's own FileField refuses empty files before our checks: same promise either way.
-    _assert_rejected(response, media_root, "empty")
+    _assert_rejected(response, media_root, "empty.png: The file is empty.")
 
 
 def test_text_file_named_jpg(client, studio, alice, media_root):

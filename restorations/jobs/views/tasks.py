@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -14,8 +15,17 @@ from django.views.decorators.http import require_GET, require_POST
 
 from restorations.accounts.models import WRITE_ROLES
 from restorations.accounts.teams import current_team_for
-from restorations.jobs import bulk, estimates, listing, retention, services, states, timeline
-from restorations.jobs.access import task_for_user, tasks_for_user
+from restorations.jobs import (
+    bulk,
+    estimates,
+    listing,
+    outcomes,
+    retention,
+    services,
+    states,
+    timeline,
+)
+from restorations.jobs.access import task_for_user, tasks_for_user, visible_batch
 from restorations.jobs.models import Task
 from restorations.jobs.operations import Operation
 
@@ -39,7 +49,7 @@ def task_list(request):
             "page": page,
             # The outlooks (place in the queue, expected finish) come with the first live
             # refresh, sent as the page loads: the page itself stays within its queries.
-            "rows": [(task, _live(task, None)) for task in page.tasks],
+            "rows": [(task, live_status(task)) for task in page.tasks],
             "filters": filters,
             "newer_url": page.newer and "?" + urlencode({**filters.query(), "newer": page.newer}),
             "older_url": page.older and "?" + urlencode({**filters.query(), "older": page.older}),
@@ -55,8 +65,9 @@ def task_list(request):
 @require_GET
 @login_required
 def task_live(request):
-    """What the list and detail pages poll: one request for every task still in flight on the
-    page. Ids the user may not see are left out of the answer, as if they did not exist."""
+    """What the list, detail and batch pages poll: one request for every task still in flight
+    on the page, and with `batch=<id>` that batch's counts and failures. Ids the user may not
+    see are left out of the answer, as if they did not exist (a batch among them is null)."""
     ids = [part for part in request.GET.get("ids", "").split(",") if part.strip()]
     if len(ids) > LIVE_MAX_IDS:
         return JsonResponse(
@@ -67,20 +78,47 @@ def task_live(request):
         public_ids = [uuid.UUID(part.strip()) for part in ids]
     except ValueError:
         return JsonResponse({"error": "The ids must be task ids, separated by commas."}, status=400)
-    return JsonResponse(
-        {"tasks": [live for _, live in _live_rows(tasks_for_user(request.user, public_ids))]}
-    )
+    tasks = tasks_for_user(request.user, public_ids)
+    answer = {"tasks": [live for _, live in live_rows(tasks)]}
+    if "batch" in request.GET:
+        batch = visible_batch(request.user, request.GET["batch"])
+        answer["batch"] = batch_live(request, batch) if batch else None
+    return JsonResponse(answer)
 
 
-def _live_rows(tasks) -> list[tuple[Task, dict]]:
+def live_rows(tasks) -> list[tuple[Task, dict]]:
     """Each task with what the pages show live of it; the outlooks of those in flight are
     worked out together (a few queries per team, whatever the number of rows)."""
     tasks = list(tasks)
     outlooks = estimates.outlooks(tasks)
-    return [(task, _live(task, outlooks.get(task.pk))) for task in tasks]
+    return [(task, live_status(task, outlooks.get(task.pk))) for task in tasks]
 
 
-def _live(task: Task, outlook: estimates.Outlook | None) -> dict:
+def batch_live(request, batch, outcome: outcomes.Outcome | None = None) -> dict:
+    """A batch's counts by state group and its failures (the page's own fragment), for the
+    batch page and its live refreshes."""
+    outcome = outcome or outcomes.of_batch(batch)
+    return {
+        "id": str(batch.public_id),
+        "photos": len(outcome.photos),
+        "counts": outcome.counts,
+        "final": not outcome.in_flight,
+        "failures_version": outcome.failures_version,
+        "failures_html": render_to_string(
+            "jobs/_batch_failures.html",
+            {
+                "batch": batch,
+                "outcome": outcome,
+                "can_write": batch.team.role_of(request.user) in WRITE_ROLES,
+            },
+            request=request,
+        ),
+    }
+
+
+def live_status(task: Task, outlook: estimates.Outlook | None = None) -> dict:
+    """What the pages show live of a task; its outlook (place in the queue, expected finish)
+    when given, worked out for many tasks at once by live_rows."""
     info = task.state_info
     return {
         "id": str(task.public_id),

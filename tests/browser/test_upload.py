@@ -1,0 +1,174 @@
+"""The upload page and the batch page in real Chromium, against a live server and the real
+worker: five photos dropped at once, two of them bad, each with its own progress and outcome."""
+
+import base64
+from pathlib import Path
+
+from restorations.jobs import services
+from restorations.jobs.models import Batch, Task
+from restorations.jobs.operations import MB, SPECS
+from restorations.jobs.states import State, describe
+from tests.browser.conftest import BROWSER_TEST
+from tests.factories import listed_tasks, photo_bytes
+
+pytestmark = BROWSER_TEST
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+OLD_PHOTO = SPECS["restoration-old-photo"]
+
+# Builds the files in the page and drops them on the drop zone as one drop. The huge one is
+# made there, zeros behind a PNG's name: the page must refuse it by its size alone.
+DROP = """([files, hugeBytes]) => {
+  const transfer = new DataTransfer();
+  for (const [name, type, data] of files) {
+    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    transfer.items.add(new File([bytes], name, { type }));
+  }
+  transfer.items.add(new File([new Uint8Array(hugeBytes)], "huge.png", { type: "image/png" }));
+  return transfer;
+}"""
+
+
+def _sign_in(page, live_server, username="alice"):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Upload").first.click()
+
+
+def _row(page, name):
+    """A photo's row on the upload page, or on the batch page by its link."""
+    return page.locator(f"tr[data-name='{name}'], tr:has(a:text-is('{name}'))")
+
+
+def test_five_dropped_photos_two_bad_each_with_its_own_outcome_and_the_batch_page(
+    page, live_server, celery_worker_thread, alice
+):
+    sent = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.post_data_buffer)
+            if request.url.endswith("/tasks/new/photo/")
+            else None
+        ),
+    )
+    _sign_in(page, live_server)
+    good = [
+        ("Grandma 1952.jpg", "image/jpeg", photo_bytes(320, 240, fmt="JPEG", seed=1)),
+        ("Wedding.png", "image/png", photo_bytes(240, 320, fmt="PNG", seed=2)),
+        ("Harbour.jpg", "image/jpeg", photo_bytes(300, 200, fmt="JPEG", seed=3)),
+    ]
+    whole = photo_bytes(400, 300, fmt="JPEG", seed=5)
+    corrupt = ("Corrupt.jpg", "image/jpeg", whole[: len(whole) // 3])
+    files = [good[0], corrupt, good[1], good[2]]
+    encoded = [(name, kind, base64.b64encode(data).decode()) for name, kind, data in files]
+    transfer = page.evaluate_handle(DROP, [encoded, OLD_PHOTO.max_bytes + MB])
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+
+    # Refused in the browser by its size, with the server's own sentence, and never sent.
+    _row(page, "huge.png").get_by_text(
+        "The file is 21.0\xa0MB; Old-photo repair accepts up to 20.0\xa0MB."
+    ).wait_for()
+    for name, _kind, _data in good:
+        _row(page, name).get_by_text("Ready").wait_for()
+    price = OLD_PHOTO.credits_per_photo({}, 320, 240)
+    total = page.locator("#selection-total")
+    assert total.inner_text().startswith(f"Total for 4 photos: about {4 * price} credits.")
+
+    page.get_by_role("button", name="Upload and restore").click()
+    page.get_by_text("3 photos uploaded, 2 not (the reason is next to each).").wait_for()
+
+    for name, _kind, _data in good:
+        row = _row(page, name)
+        assert row.get_by_role("link", name="Uploaded: see its restoration").is_visible()
+        progress = row.locator("progress")
+        assert progress.is_visible() and progress.get_attribute("aria-label") == f"Upload of {name}"
+        assert progress.evaluate("bar => bar.value") == 100
+    # Sent, and refused by the server: its reason next to its name, its bar gone.
+    corrupt_row = _row(page, "Corrupt.jpg")
+    assert "The photo is damaged or incomplete" in corrupt_row.locator(".file-message").inner_text()
+    assert corrupt_row.locator("progress").is_hidden()
+    assert corrupt_row.get_by_role("link").count() == 0
+    assert len(sent) == 4  # the three good photos and the corrupt one; never the huge one
+    assert total.inner_text().startswith(f"Total for 3 photos: about {3 * price} credits.")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "upload.png"), full_page=True)
+
+    batch = Batch.objects.get()
+    assert sorted(batch.tasks.values_list("upload__original_name", flat=True)) == sorted(
+        name for name, _kind, _data in good
+    )
+    page.get_by_role("link", name="See this upload's photos").click()
+    page.get_by_role("heading", name="3 photos").wait_for()
+    done = page.locator(".js-count[data-group='done']")
+    page.wait_for_function(
+        "() => document.querySelector(\".js-count[data-group='done']\").textContent === '3'",
+        timeout=90_000,
+    )
+    assert done.inner_text() == "3"
+    assert {
+        group: page.locator(f".js-count[data-group='{group}']").inner_text()
+        for group in ("waiting", "in_progress", "failed", "canceled")
+    } == {"waiting": "0", "in_progress": "0", "failed": "0", "canceled": "0"}
+    assert page.locator("#batch").get_attribute("data-final") == "1"  # refreshing stopped
+    assert set(Task.objects.values_list("state", flat=True)) == {State.COMPLETED}
+    for name, _kind, _data in good:
+        page.get_by_role("link", name=name).wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-thumb')].every(i => i.complete)"
+    )
+    page.screenshot(path=str(SCREENSHOTS / "batch.png"), full_page=True)
+
+
+def test_without_javascript_the_form_uploads_the_good_photos_and_names_the_bad(
+    browser, live_server, alice, tmp_path
+):
+    page = browser.new_context(java_script_enabled=False).new_page()
+    good, bad = tmp_path / "good.png", tmp_path / "notes.jpg"
+    good.write_bytes(photo_bytes(64, 48))
+    bad.write_text("not a photo")
+    _sign_in(page, live_server)
+    page.get_by_label("Photos").set_input_files([str(good), str(bad)])
+    page.get_by_role("button", name="Upload and restore").click()
+    page.get_by_role("heading", name="1 photo").wait_for()
+    assert page.get_by_text("1 photo uploaded.").is_visible()
+    assert page.get_by_text(
+        "Not uploaded: notes.jpg: This file is not a photo we can read."
+    ).is_visible()
+    assert page.get_by_role("link", name="good.png").is_visible()
+    assert list(Task.objects.values_list("upload__original_name", flat=True)) == ["good.png"]
+
+
+def test_the_batch_page_counts_and_failures_follow_the_photos_without_a_reload(
+    page, live_server, alice
+):
+    team = alice.personal_team()
+    batch = Batch.objects.create(team=team, created_by=alice, operation="scale")
+    working = listed_tasks(team, alice, 3, name="photo{n}.png", batch=batch, state=State.PROCESSING)
+    asked = []
+    page.on("request", lambda request: asked.append(request) if "/live/" in request.url else None)
+    _sign_in(page, live_server)
+    page.goto(f"{live_server.url}/tasks/batches/{batch.public_id}/")
+    assert _count(page, "in_progress") == "3"
+    page.evaluate("() => { window.notReloaded = true; }")
+
+    first, second, third = working
+    services.fail(first, State.SERVICE_ERROR)
+    services.fail(second, State.SERVICE_ERROR)
+    page.get_by_text("2 photos: " + describe(State.SERVICE_ERROR).reason).wait_for()
+    assert page.get_by_role("button", name="Retry these 2").is_visible()
+    assert _count(page, "failed") == "2" and _count(page, "in_progress") == "1"
+    assert _row(page, "photo0.png").get_by_text("Service error").is_visible()
+
+    Task.objects.filter(pk=third.pk).update(state=State.COMPLETED, progress=100)
+    page.wait_for_function("() => document.querySelector('#batch').dataset.final === '1'")
+    assert _count(page, "done") == "1" and _count(page, "in_progress") == "0"
+    assert page.evaluate("() => window.notReloaded") is True
+    seen = len(asked)
+    page.wait_for_timeout(5000)  # two and a half refresh periods
+    assert len(asked) == seen  # nothing in flight: no more refreshes
+
+
+def _count(page, group) -> str:
+    return page.locator(f".js-count[data-group='{group}']").inner_text()

@@ -292,7 +292,7 @@ def check_file(path: Path, spec: OperationSpec) -> CheckedImage:
 def create_tasks(
     team: Team, user: User, photos: list[Photo], operation: str, options: dict[str, str]
 ) -> list[tuple[Path, Task]]:
-    """All tasks or none, exactly as the upload page creates them."""
+    """All tasks or none, in one new batch, through the service the upload page uses."""
 
     def opened():
         for photo in photos:

@@ -172,3 +172,41 @@ def test_the_batch_page_counts_and_failures_follow_the_photos_without_a_reload(
 
 def _count(page, group) -> str:
     return page.locator(f".js-count[data-group='{group}']").inner_text()
+
+
+def test_a_folders_photos_are_checked_and_priced_again_when_the_restoration_changes(
+    page, live_server, alice, tmp_path
+):
+    folder = tmp_path / "Album"
+    folder.mkdir()
+    (folder / "beach.webp").write_bytes(photo_bytes(300, 200, fmt="WEBP", seed=1))
+    (folder / "wide.png").write_bytes(photo_bytes(2100, 40, fmt="PNG", seed=2))
+    (folder / "notes.txt").write_text("not a photo")
+    _sign_in(page, live_server)
+    page.get_by_label("Or a folder").set_input_files(str(folder))
+
+    beach, wide, notes = (
+        _row(page, f"Album/{name}") for name in ("beach.webp", "wide.png", "notes.txt")
+    )
+    beach.get_by_text("WebP files are not accepted by Old-photo repair.").wait_for()
+    wide.get_by_text(
+        "The photo is 2100 × 40 pixels; Old-photo repair accepts up to 2048"
+    ).wait_for()
+    assert "This file is not a photo we can read." in notes.locator(".file-message").inner_text()
+    total = page.locator("#selection-total")
+    assert total.inner_text() == ""
+
+    page.get_by_label("Restoration").select_option(label="Enhance")
+    beach.get_by_text("Ready").wait_for()
+    wide.get_by_text("Ready").wait_for()
+    enhance = SPECS["scale"]
+    prices = [enhance.credits_per_photo({}, 300, 200), enhance.credits_per_photo({}, 2100, 40)]
+    assert prices == [2, 3]
+    shown = [row.locator(".file-credits").inner_text() for row in (beach, wide, notes)]
+    assert shown == ["2", "3", "–"]
+    assert total.inner_text().startswith("Total for 2 photos: 5 credits.")
+
+    page.get_by_label("Restoration").select_option(label="Upscale (Ultra HD)")
+    upscale = page.locator("fieldset[data-operation='scale-pro']")
+    upscale.get_by_label("Quality").select_option(label="HD")
+    assert total.inner_text().startswith(f"Total for 2 photos: {2 * 4} credits.")

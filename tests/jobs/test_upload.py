@@ -3,6 +3,7 @@ one batch, each bad photo is named with its reason, and bad input alone leaves n
 
 import io
 import struct
+import uuid
 import zlib
 
 import pytest
@@ -150,6 +151,31 @@ def test_one_good_photo_and_one_bad_go_to_the_batch_page_not_the_photos(client, 
     assert response["Location"] == reverse(
         "jobs:batch_detail", args=[Batch.objects.get().public_id]
     )
+
+
+def test_the_same_form_sent_again_joins_its_batch_unless_the_restoration_changed(
+    client, studio, alice
+):
+    login_in_team(client, alice, studio)
+    token = str(uuid.uuid4())
+    _post(client, photo_upload("a.png"), photo_upload("b.png"), upload=token)
+    _post(client, photo_upload("c.png"), photo_upload("d.png"), upload=token)
+    _post(client, photo_upload("e.png"), photo_upload("f.png"), upload=token, operation="scale")
+    assert sorted(
+        (str(batch.public_id) == token, batch.operation, batch.photo_count)
+        for batch in Batch.objects.all()
+    ) == [(False, "scale", 2), (True, "restoration-old-photo", 4)]
+
+
+def test_another_teams_upload_token_is_a_404_and_stores_nothing(
+    client, studio, alice, charlie, media_root
+):
+    theirs = Batch.objects.create(team=studio, created_by=alice, operation="scale")
+    client.force_login(charlie)
+    response = _post(client, photo_upload(), operation="scale", upload=str(theirs.public_id))
+    assert response.status_code == 404
+    assert Upload.objects.count() == Task.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 def test_only_bad_photos_refuse_the_upload_naming_each(client, studio, alice, media_root):

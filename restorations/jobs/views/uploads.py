@@ -5,6 +5,8 @@ naming the upload's token; without it, the form posts every photo at once (`task
 Either way a bad photo refuses only itself, and an upload whose photos all fail leaves nothing.
 """
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -36,7 +38,14 @@ def task_create(request):
     if request.method == "POST":
         if not form.is_valid():
             return _page(request, team, form, status=400)
-        return _created(request, form.cleaned_data, _create_tasks(request, team, form.cleaned_data))
+        data = form.cleaned_data
+        batch = upload_batch(team, data["upload"])  # 404 for another team's upload
+        if batch is not None and (
+            batch.operation != data["operation"]
+            or batch.photo_count + len(data["checked"]) > MAX_PHOTOS_PER_BATCH
+        ):
+            data["upload"] = uuid.uuid4()  # the form sent again for another upload
+        return _created(request, data, _create_tasks(request, team, data))
     return _page(request, team, form)
 
 

@@ -52,9 +52,11 @@ class Outcome:
 
 
 def latest_attempts(batch: Batch) -> list[Task]:
-    """One query: the batch's tasks with their uploads, the newest attempt of each photo."""
+    """The newest attempt of each photo of the batch, with its upload and its retries (which
+    services.can_retry asks about): two queries, however many photos."""
     latest: dict[int, Task] = {}
-    for task in batch.tasks.select_related("upload").order_by("created_at", "id"):
+    tasks = batch.tasks.select_related("upload").prefetch_related("retries")
+    for task in tasks.order_by("created_at", "id"):
         latest[task.upload_id] = task  # a later attempt replaces; the first one fixes the order
     return list(latest.values())
 

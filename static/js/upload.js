@@ -118,9 +118,10 @@
     row.className = "upload-file";
     row.dataset.name = name;
     row.innerHTML = '<td class="file"><span class="file-name"></span>' +
-      '<span class="file-message"></span></td><td class="file-size"></td>' +
-      '<td class="file-credits"></td><td class="file-upload"><progress max="100" value="0" ' +
-      'hidden></progress> <span class="file-state"></span></td>';
+      '<span class="file-message"></span></td><td class="file-size" data-label="Size"></td>' +
+      '<td class="file-credits" data-label="Credits"></td><td class="file-upload" ' +
+      'data-label="Upload"><progress max="100" value="0" hidden></progress> ' +
+      '<span class="file-state"></span></td>';
     row.querySelector(".file-name").textContent = name;
     row.querySelector("progress").setAttribute("aria-label", "Upload of " + name);
     rows.appendChild(row);

@@ -13,7 +13,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from restorations.jobs import local_runs, services
-from restorations.jobs.models import Task
+from restorations.jobs.models import Batch, Task
 from restorations.jobs.states import State
 from tests.browser.support import (
     PHONE_WIDTH,
@@ -93,6 +93,25 @@ def _upload(studio, alice):
     return Visit(reverse("jobs:task_create"))
 
 
+def _batch(studio, alice):
+    # A batch with photos in flight, done, failed for two reasons (one a retry can help) and
+    # canceled: the counts, the failure groups with their buttons, and the rows.
+    batch = Batch.objects.create(team=studio, created_by=alice, operation="restoration-old-photo")
+    states = [State.PROCESSING, State.COMPLETED, State.SERVICE_ERROR, State.SERVICE_ERROR]
+    states += [State.INVALID_IMAGE, State.CANCELED]
+    for n, state in enumerate(states):
+        task = stored_task(
+            studio,
+            alice,
+            f"Family album, page {n}, scanned at 1200 dpi.jpg",
+            data=EXAMPLE.read_bytes(),
+            operation="restoration-old-photo",
+            batch=batch,
+        )
+        Task.objects.filter(pk=task.pk).update(state=state, progress=40)
+    return Visit(reverse("jobs:batch_detail", args=[batch.public_id]))
+
+
 def _detail(studio, alice):
     task = services.create_task(
         team=studio,
@@ -122,7 +141,9 @@ PAGES = {
     "profile": _profile,
     "list-empty": _list_empty,
     "list": _list,
-    "upload": _upload,
+    # "upload" and "batch" are the upload flow's screenshots (test_upload.py).
+    "upload-empty": _upload,
+    "batch-failures": _batch,
     "detail": _detail,
     "not-found": _not_found,
 }

@@ -2,17 +2,27 @@
 worker: five photos dropped at once, two of them bad, each with its own progress and outcome."""
 
 import base64
-from pathlib import Path
+
+import pytest
 
 from restorations.jobs import services
 from restorations.jobs.models import Batch, Task
 from restorations.jobs.operations import MB, SPECS
 from restorations.jobs.states import State, describe
-from tests.browser.conftest import BROWSER_TEST
+from tests.browser.support import (
+    PHONE_WIDTH,
+    axe_violations,
+    no_horizontal_scroll,
+    screenshot,
+    sign_in,
+    too_wide,
+)
+from tests.browser.support import (
+    describe as describe_violations,
+)
 from tests.factories import listed_tasks, photo_bytes
 
-pytestmark = BROWSER_TEST
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 OLD_PHOTO = SPECS["restoration-old-photo"]
 
 # Builds the files in the page and drops them on the drop zone as one drop. The huge one is
@@ -28,12 +38,10 @@ DROP = """([files, hugeBytes]) => {
 }"""
 
 
-def _sign_in(page, live_server, username="alice"):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("correct horse battery")
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("link", name="Upload").first.click()
+def _sign_in(page, live_server, user):
+    """Signed in, on the upload page."""
+    sign_in(page, live_server, user)
+    page.goto(f"{live_server.url}/tasks/new/")
 
 
 def _row(page, name):
@@ -53,7 +61,7 @@ def test_five_dropped_photos_two_bad_each_with_its_own_outcome_and_the_batch_pag
             else None
         ),
     )
-    _sign_in(page, live_server)
+    _sign_in(page, live_server, alice)
     good = [
         ("Grandma 1952.jpg", "image/jpeg", photo_bytes(320, 240, fmt="JPEG", seed=1)),
         ("Wedding.png", "image/png", photo_bytes(240, 320, fmt="PNG", seed=2)),
@@ -92,8 +100,7 @@ def test_five_dropped_photos_two_bad_each_with_its_own_outcome_and_the_batch_pag
     assert corrupt_row.get_by_role("link").count() == 0
     assert len(sent) == 4  # the three good photos and the corrupt one; never the huge one
     assert total.inner_text().startswith(f"Total for 3 photos: about {3 * price} credits.")
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "upload.png"), full_page=True)
+    screenshot(page, "upload")
 
     batch = Batch.objects.get()
     assert sorted(batch.tasks.values_list("upload__original_name", flat=True)) == sorted(
@@ -118,26 +125,30 @@ def test_five_dropped_photos_two_bad_each_with_its_own_outcome_and_the_batch_pag
     page.wait_for_function(
         "() => [...document.querySelectorAll('.js-thumb')].every(i => i.complete)"
     )
-    page.screenshot(path=str(SCREENSHOTS / "batch.png"), full_page=True)
+    screenshot(page, "batch")
 
 
 def test_without_javascript_the_form_uploads_the_good_photos_and_names_the_bad(
     browser, live_server, alice, tmp_path
 ):
-    page = browser.new_context(java_script_enabled=False).new_page()
-    good, bad = tmp_path / "good.png", tmp_path / "notes.jpg"
-    good.write_bytes(photo_bytes(64, 48))
-    bad.write_text("not a photo")
-    _sign_in(page, live_server)
-    page.get_by_label("Photos").set_input_files([str(good), str(bad)])
-    page.get_by_role("button", name="Upload and restore").click()
-    page.get_by_role("heading", name="1 photo").wait_for()
-    assert page.get_by_text("1 photo uploaded.").is_visible()
-    assert page.get_by_text(
-        "Not uploaded: notes.jpg: This file is not a photo we can read."
-    ).is_visible()
-    assert page.get_by_role("link", name="good.png").is_visible()
-    assert list(Task.objects.values_list("upload__original_name", flat=True)) == ["good.png"]
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        good, bad = tmp_path / "good.png", tmp_path / "notes.jpg"
+        good.write_bytes(photo_bytes(64, 48))
+        bad.write_text("not a photo")
+        _sign_in(page, live_server, alice)
+        page.get_by_label("Photos").set_input_files([str(good), str(bad)])
+        page.get_by_role("button", name="Upload and restore").click()
+        page.get_by_role("heading", name="1 photo").wait_for()
+        assert page.get_by_text("1 photo uploaded.").is_visible()
+        assert page.get_by_text(
+            "Not uploaded: notes.jpg: This file is not a photo we can read."
+        ).is_visible()
+        assert page.get_by_role("link", name="good.png").is_visible()
+        assert list(Task.objects.values_list("upload__original_name", flat=True)) == ["good.png"]
+    finally:
+        context.close()
 
 
 def test_the_batch_page_counts_and_failures_follow_the_photos_without_a_reload(
@@ -148,7 +159,7 @@ def test_the_batch_page_counts_and_failures_follow_the_photos_without_a_reload(
     working = listed_tasks(team, alice, 3, name="photo{n}.png", batch=batch, state=State.PROCESSING)
     asked = []
     page.on("request", lambda request: asked.append(request) if "/live/" in request.url else None)
-    _sign_in(page, live_server)
+    _sign_in(page, live_server, alice)
     page.goto(f"{live_server.url}/tasks/batches/{batch.public_id}/")
     assert _count(page, "in_progress") == "3"
     page.evaluate("() => { window.notReloaded = true; }")
@@ -182,7 +193,7 @@ def test_a_folders_photos_are_checked_and_priced_again_when_the_restoration_chan
     (folder / "beach.webp").write_bytes(photo_bytes(300, 200, fmt="WEBP", seed=1))
     (folder / "wide.png").write_bytes(photo_bytes(2100, 40, fmt="PNG", seed=2))
     (folder / "notes.txt").write_text("not a photo")
-    _sign_in(page, live_server)
+    _sign_in(page, live_server, alice)
     page.get_by_label("Or a folder").set_input_files(str(folder))
 
     beach, wide, notes = (
@@ -210,3 +221,27 @@ def test_a_folders_photos_are_checked_and_priced_again_when_the_restoration_chan
     upscale = page.locator("fieldset[data-operation='scale-pro']")
     upscale.get_by_label("Quality").select_option(label="HD")
     assert total.inner_text().startswith(f"Total for 2 photos: {2 * 4} credits.")
+
+
+@pytest.mark.parametrize("width", [PHONE_WIDTH, 1280], ids=["phone", "desktop"])
+def test_the_upload_page_with_its_photos_fits_the_screen_and_axe_finds_nothing_serious(
+    new_page, live_server, alice, width
+):
+    page = new_page(width=width, height=844)
+    _sign_in(page, live_server, alice)
+    whole = photo_bytes(400, 300, fmt="JPEG", seed=5)
+    files = [
+        ("Grandparents' wedding, summer 1962, scan at 1200 dpi.jpg", "image/jpeg", whole),
+        ("Corrupt.jpg", "image/jpeg", whole[: len(whole) // 3]),
+    ]
+    encoded = [(name, kind, base64.b64encode(data).decode()) for name, kind, data in files]
+    transfer = page.evaluate_handle(DROP, [encoded, OLD_PHOTO.max_bytes + MB])
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    page.get_by_role("button", name="Upload and restore").click()
+    page.get_by_text("1 photo uploaded, 2 not (the reason is next to each).").wait_for()
+
+    assert no_horizontal_scroll(page), f"wider than {width} px: {too_wide(page)}"
+    violations = axe_violations(page)
+    assert violations == [], describe_violations(violations)
+    if width == PHONE_WIDTH:
+        screenshot(page, f"upload-{PHONE_WIDTH}")

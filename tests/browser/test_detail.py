@@ -1,9 +1,8 @@
 """A restored photo's page in Chromium: the before-and-after slider by keyboard and by pointer,
-both images in one box, and the result's download name. Leaves a screenshot of the page in
-docs/screenshots/detail.png."""
+both images in one box, and the result's download name. Leaves a screenshot of the page
+(docs/screenshots/detail-slider.png under `make screenshots`)."""
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +11,11 @@ from PIL import Image
 from skimage import data as samples
 
 from restorations.jobs import services
+from tests.browser.support import screenshot
 from tests.factories import wait_until_final
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "detail.png"
 
 
 def worn_photo() -> bytes:
@@ -106,5 +105,4 @@ def test_compare_by_keyboard_and_pointer_then_download(page, live_server, restor
 
     box = _box(page.locator("#compare"))
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    screenshot(page, "detail-slider")

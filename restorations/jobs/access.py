@@ -1,4 +1,4 @@
-"""The one access check for tasks, used by every view, download and command.
+"""The one access check for tasks and batches, used by every view, download and command.
 
 Outsiders get 404 (a task's existence is not revealed); viewers get 403 on changes. Asked for
 many tasks at once (the live updates, the list's bulk actions), it leaves out the ones the user
@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
 from restorations.accounts.models import WRITE_ROLES, Membership
-from restorations.jobs.models import Task
+from restorations.jobs.models import Batch, Task
 
 
 def _visible(user):
@@ -35,6 +35,13 @@ def tasks_for_user(user, public_ids, *, write: bool = False) -> list[Task]:
         if read_only.exists():
             raise PermissionDenied("Viewers cannot change tasks.")
     return tasks
+
+
+def batch_for_user(user, public_id) -> Batch:
+    """A batch of one of the user's teams (any role: downloading only reads), else 404."""
+    return get_object_or_404(
+        Batch.objects.visible_to(user).select_related("team"), public_id=public_id
+    )
 
 
 def require_write(team, user) -> None:

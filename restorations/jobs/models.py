@@ -64,6 +64,14 @@ IN_FLIGHT_AT_PICWISH = Q(engine=Engine.PICWISH) & (
 )
 
 
+class BatchQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "BatchQuerySet":
+        """The batches of the user's teams, as TaskQuerySet.visible_to says for tasks."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(team__memberships__user=user)
+
+
 class Batch(models.Model):
     """Photos uploaded together. Its name is computed ("12 photos · 3 Dec 14:02"), so it stays
     true when photos are deleted."""
@@ -75,6 +83,8 @@ class Batch(models.Model):
     )
     operation = models.CharField(_("operation"), max_length=32, choices=Operation.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = BatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

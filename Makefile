@@ -8,7 +8,7 @@ LEARNED := $(VENV)/.learned
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format clean venv bench-poller bench-latency bench-engine emulator
+.PHONY: run test lint format clean venv bench-poller bench-latency bench-engine bench-zip emulator
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench-latency: $(STAMP)
 # on the classical path and on the learned one, which it installs first.
 bench-engine: $(LEARNED)
 	$(PY) benchmarks/bench_engine.py $(BENCH_ARGS)
+
+# A batch's ZIP download: first bytes, throughput and peak memory (docs/benchmarks.md).
+bench-zip: $(STAMP)
+	$(PY) benchmarks/bench_zip.py $(BENCH_ARGS)
 
 # The PicWish emulator (docs/emulator.md), e.g. make emulator EMULATOR_ARGS="--qps 1 --seed 3".
 EMULATOR_PORT ?= 8100

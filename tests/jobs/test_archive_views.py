@@ -120,7 +120,9 @@ def test_viewers_download_a_selection_too(client, studio, alice, victor):
     assert _entries(_select(client, [task])) == ["a-restored.jpg", "manifest.csv"]
 
 
-def test_a_selection_download_is_posted(client, studio, alice):
+def test_a_selection_download_needs_a_login_and_a_post(client, studio, alice):
+    task = finished_task(studio, alice, "a.png")
+    assert _select(client, [task])["Location"].startswith(reverse("login"))
     login_in_team(client, alice, studio)
     assert client.get(reverse("jobs:selection_download")).status_code == 405
 

@@ -231,8 +231,9 @@ class Run:
                 before = get_json(f"{self.emulator_url}/_emulator/counters")
                 since = time.time()
             self.pipeline("push", "--photos", str(a.photos), "--seed", str(self.seed))
+            sampling = ["--estimates"] if a.estimates else []
             report = json.loads(
-                self.pipeline("collect", "--wait", str(a.timeout), "--since", str(since))
+                self.pipeline("collect", "--wait", str(a.timeout), "--since", str(since), *sampling)
             )
             # The clock starts when the first photo is uploaded, not when Python starts.
             report["started"] = report["first_upload"]
@@ -389,7 +390,39 @@ def measure(report: dict, args) -> dict:
         "tightest_window_s": counters.get("tightest_window_s") or float("nan"),
         "lags": lags,
         "durations": durations,
+        "estimate_errors": estimate_errors(report),
     }
+
+
+def estimate_errors(report: dict) -> list[tuple[str, float]]:
+    """(phase, seconds the outlook's finish was off) of every outlook sampled of a task that
+    finished: phase "waiting" while photos could be ahead of it, else "processing"."""
+    errors = []
+    for task in report["tasks"]:
+        finished = task.get("finished_at")
+        for _, done_at, ahead in task.get("estimates", []) if finished else []:
+            if done_at is not None:
+                errors.append(
+                    ("waiting" if ahead is not None else "processing", done_at - finished)
+                )
+    return errors
+
+
+def show_estimates(label: str, runs: dict[int, dict]) -> None:
+    """How far the outlooks the pages showed were from the actual finishing times."""
+    errors = [error for run in runs.values() for error in run.get("estimate_errors", [])]
+    if not errors:
+        return
+    print(f"\n{label}: outlooks sampled every second, error = estimated minus actual finish")
+    print("  phase        samples  |error| median / p90   bias (median signed)")
+    for phase in ("waiting", "processing", "all"):
+        signed = [e for p, e in errors if phase in ("all", p)]
+        if signed:
+            absolute = [abs(e) for e in signed]
+            print(
+                f"  {phase:<12}{len(signed):>8}  {percentile(absolute, 0.5):6.2f} / "
+                f"{percentile(absolute, 0.9):6.2f} s     {percentile(signed, 0.5):+6.2f} s"
+            )
 
 
 def pool(runs: list[dict], args, curve: str = "linear") -> dict:
@@ -486,6 +519,12 @@ def main() -> None:
     )
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument(
+        "--estimates",
+        action="store_true",
+        help="also sample, every second, the finish the pages would show of each photo in "
+        "flight, and print how far those estimates were from the actual finish",
+    )
+    parser.add_argument(
         "--saved",
         metavar="PREFIX",
         help="print the planned runs' figures from the reports an earlier run saved with "
@@ -535,6 +574,7 @@ def main() -> None:
         totals[curve] = show(
             f"Planned polling (the product), progress curve {curve}", planned, args, curve
         )
+        show_estimates(f"Estimated finish, progress curve {curve}", planned)
         if args.skip_naive or args.saved:
             continue
         naive = {seed: Run(args, "naive", 1.0, seed, curve).run() for seed in args.seeds}

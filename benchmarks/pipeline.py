@@ -26,7 +26,7 @@ from django.db import transaction  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from restorations.accounts.models import User  # noqa: E402
-from restorations.jobs import services  # noqa: E402
+from restorations.jobs import estimates, services  # noqa: E402
 from restorations.jobs.models import Task  # noqa: E402
 
 USERNAME = "bench"
@@ -68,15 +68,25 @@ def detected_at(task: Task) -> float | None:
     return None
 
 
-def collect(wait: float, since: float = 0.0) -> None:
+def collect(wait: float, since: float = 0.0, sample_estimates: bool = False) -> None:
     """Wait for the benchmark user's tasks to end, then print their figures; only those created
-    after `since` (Unix time) when it is given."""
+    after `since` (Unix time) when it is given. With `sample_estimates`, every second the
+    outlook the pages would show of each task in flight is kept, to compare with when it
+    finished."""
     deadline = time.monotonic() + wait
     tasks = Task.objects.filter(team__memberships__user__username=USERNAME)
     if since:
         tasks = tasks.filter(created_at__gt=datetime.fromtimestamp(since, tz=UTC))
+    samples: dict[int, list] = {}
+    next_sample = 0.0
     while time.monotonic() < deadline and tasks.active().exists():
-        time.sleep(0.5)
+        if sample_estimates and time.monotonic() >= next_sample:
+            next_sample = time.monotonic() + 1.0
+            now = time.time()
+            for pk, outlook in estimates.outlooks(tasks.active().select_related("team")).items():
+                done_at = outlook.done_at.timestamp() if outlook.done_at else None
+                samples.setdefault(pk, []).append([now, done_at, outlook.ahead])
+        time.sleep(0.25 if sample_estimates else 0.5)
     rows = list(tasks.prefetch_related("events").order_by("created_at"))
     finished = [t.finished_at.timestamp() for t in rows if t.finished_at]
     print(
@@ -91,6 +101,8 @@ def collect(wait: float, since: float = 0.0) -> None:
                         "state": t.state,
                         "polls": t.poll_count,
                         "detected_at": detected_at(t),
+                        "finished_at": t.finished_at.timestamp() if t.finished_at else None,
+                        "estimates": samples.get(t.pk, []),
                     }
                     for t in rows
                 ],
@@ -108,11 +120,12 @@ def main() -> None:
     c = sub.add_parser("collect")
     c.add_argument("--wait", type=float, default=600)
     c.add_argument("--since", type=float, default=0.0)
+    c.add_argument("--estimates", action="store_true")
     args = parser.parse_args()
     if args.command == "push":
         push(args.photos, args.seed)
     else:
-        collect(args.wait, args.since)
+        collect(args.wait, args.since, args.estimates)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
+
+from restorations.jobs.views import site
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="jobs:task_list", permanent=False)),
+    path("", site.home, name="home"),
     path("tasks/", include("restorations.jobs.urls")),
     path("accounts/", include("restorations.accounts.urls")),
     path("admin/", admin.site.urls),

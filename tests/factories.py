@@ -13,7 +13,7 @@ from django.db import transaction
 from PIL import Image
 
 from restorations.accounts.models import User
-from restorations.jobs import services, transitions
+from restorations.jobs import local_runs, services, transitions
 from restorations.jobs.models import Engine, Task, Upload
 from restorations.jobs.states import State
 
@@ -57,8 +57,19 @@ def stored_task(team, user, name="photo.png", *, data=None, operation="scale", *
     )
 
 
+def restored_task(team, user, name="photo.png", **options):
+    """A stored task the built-in engine has run, in this process (a stored result, its
+    thumbnail and the whole timeline); `options` as for `stored_task`."""
+    task = stored_task(team, user, name, **options)
+    local_runs.run(task.pk)
+    task.refresh_from_db()
+    assert task.state == State.COMPLETED, task.failure_message
+    return task
+
+
 def finished_task(team, user, name="photo.png", *, result=None, seed=0, **options) -> Task:
-    """A stored task (`options` as for stored_task) that the engine completed."""
+    """A stored task completed with a given result, without running an engine (fast, and the
+    result's bytes are known); `options` as for `stored_task`."""
     return complete(stored_task(team, user, name, **options), result=result, seed=seed)
 
 

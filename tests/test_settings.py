@@ -16,7 +16,7 @@ import redis
 from restorations.picwish.ratelimit import REDIS_KEY_PREFIX, REDIS_SCHEMES, key_id_for
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTROLLED_PREFIXES = ("DJANGO_", "DESK_", "DATABASE_", "CELERY_", "PICWISH_")
+CONTROLLED_PREFIXES = ("DJANGO_", "DESK_", "DATABASE_", "CELERY_", "PICWISH_", "EMAIL_")
 
 _BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 BROKER_URL = _BROKER_URL if _BROKER_URL.startswith(REDIS_SCHEMES) else "redis://127.0.0.1:6379/5"
@@ -137,3 +137,41 @@ def test_the_embedded_broker_is_polled_often_enough_to_start_photos_at_once(tmp_
     broker, interval = done.stdout.split()
     assert broker == "filesystem://"
     assert interval != "None" and float(interval) <= 0.1
+
+
+EMAIL_SETTINGS = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_HOST_USER, "
+    "s.EMAIL_HOST_PASSWORD, s.EMAIL_USE_TLS, s.EMAIL_USE_SSL)"
+)
+
+
+@pytest.mark.parametrize("environ", [{}, {"EMAIL_URL": ""}], ids=["unset", "empty"])
+def test_without_an_email_url_mails_are_printed_to_the_console(tmp_path, environ):
+    done = run_settings(EMAIL_SETTINGS, tmp_path=tmp_path, **environ)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "django.core.mail.backends.console.EmailBackend"
+
+
+def test_an_smtp_email_url_names_server_account_and_tls(tmp_path):
+    done = run_settings(
+        EMAIL_SETTINGS,
+        tmp_path=tmp_path,
+        EMAIL_URL="smtp+tls://desk%40example.com:s3cret%2Fpass@smtp.example.com:587",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        "django.core.mail.backends.smtp.EmailBackend",
+        "smtp.example.com",
+        "587",
+        "desk@example.com",
+        "s3cret/pass",
+        "True",
+        "False",
+    ]
+
+
+def test_an_email_url_of_an_unknown_kind_is_refused_at_start(tmp_path):
+    done = run_settings(EMAIL_SETTINGS, tmp_path=tmp_path, EMAIL_URL="pigeon://coop")
+    assert done.returncode != 0
+    assert "Invalid email schema pigeon" in done.stderr

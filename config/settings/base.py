@@ -87,7 +87,25 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "jobs:task_list"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "home"
+
+# --- Email -----------------------------------------------------------------------------------
+# Password-reset mails. The default prints them to the web process's output (consolemail://);
+# a deployment names its SMTP server, e.g. smtp+tls://user:password@smtp.example.com:587.
+# Empty counts as unset here and below: docker-compose.yml passes the variables through unset.
+_email = env.email_url_config(env.str("EMAIL_URL", default="") or "consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = 10  # a slow mail server fails the reset page in seconds rather than hanging it
+DEFAULT_FROM_EMAIL = (
+    env.str("DJANGO_DEFAULT_FROM_EMAIL", default="") or "Restoration Desk <desk@localhost>"
+)
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -206,6 +224,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jobs.dispatch_due",
         "schedule": env.float("DESK_DISPATCH_INTERVAL", default=0.25),
         "options": {"expires": 5},
+    },
+    # Deletes the files of photos past their team's retention period (restorations.jobs.retention).
+    "delete-expired-files": {
+        "task": "jobs.delete_expired_files",
+        "schedule": env.float("DESK_RETENTION_INTERVAL", default=3600.0),
+        "options": {"expires": 600},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

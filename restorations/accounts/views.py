@@ -1,9 +1,10 @@
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from restorations.accounts.forms import SignUpForm
+from restorations.accounts.forms import ProfileForm, SignUpForm
 from restorations.accounts.teams import switch_team
 
 
@@ -26,3 +27,27 @@ def signup(request):
 def team_switch(request, public_id):
     switch_team(request, public_id)
     return redirect("jobs:task_list")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def profile(request):
+    """The user's name, email (editable) and the teams they belong to, with their roles."""
+    form = ProfileForm(request.POST or None, instance=request.user)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Your email address was saved.")
+            return redirect("profile")
+        status = 400
+        request.user.refresh_from_db()  # the header shows what is stored, not the bad input
+    memberships = request.user.memberships.select_related("team").order_by(
+        "-team__is_personal", "team__name"
+    )
+    return render(
+        request,
+        "registration/profile.html",
+        {"form": form, "memberships": memberships},
+        status=status,
+    )

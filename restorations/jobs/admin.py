@@ -36,11 +36,13 @@ class UploadAdmin(admin.ModelAdmin):
         "height",
         "bytes",
         "created_at",
+        "files_deleted_at",
     ]
     list_filter = ["format"]
     search_fields = ["original_name", "sha256", "public_id"]
     readonly_fields = ["public_id", "sha256", "bytes", "width", "height", "format", "created_at"]
     readonly_fields += ["thumbnail"]  # made when the original is stored
+    readonly_fields += ["files_deleted_at"]  # written by the retention job
 
 
 @admin.register(Task)

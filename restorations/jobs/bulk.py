@@ -9,8 +9,6 @@ service as on its own page, and the outcome counts what happened and what did no
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import transaction
-
 from restorations.jobs import services
 from restorations.jobs.models import Task
 
@@ -18,9 +16,7 @@ from restorations.jobs.models import Task
 def _retry(task: Task, user) -> bool:
     if not services.can_retry(task):
         return False
-    with transaction.atomic():
-        services.retry(task, user)
-    return True
+    return services.retry(task, user) is not None
 
 
 def _delete(task: Task, user) -> bool:

@@ -40,6 +40,8 @@ def run(task_pk: int) -> None:
         where={"engine": Engine.LOCAL},
         message="The built-in engine started",
         progress=0,
+        processing_started_at=timezone.now(),
+        processing_ends_at=None,
         attempts=F("attempts") + 1,
         lease_expires_at=lease,
         next_poll_at=lease,
@@ -83,6 +85,7 @@ def _save_result(task: Task, result: local.LocalResult) -> bool:
         State.SAVING_RESULT,
         expect=State.PROCESSING,
         progress=100,
+        processing_ends_at=timezone.now(),
         message=f"Restored by the built-in engine with {made_by}",
     ):
         return False

@@ -63,6 +63,13 @@ IN_FLIGHT_AT_PICWISH = Q(engine=Engine.PICWISH) & (
     Q(state=State.QUEUED) | Q(state__gt=State.COMPLETED, state__lt=State.WAITING_TO_SEND)
 )
 
+# Built-in engine runs, all teams together (one pool of workers): those queued or running, and
+# those that ran to a result with their times (the estimates' measured speed).
+LOCAL_IN_FLIGHT = Q(engine=Engine.LOCAL, state__in=[State.QUEUED, State.PROCESSING])
+LOCAL_RAN = Q(
+    engine=Engine.LOCAL, processing_started_at__isnull=False, processing_ends_at__isnull=False
+)
+
 
 class BatchQuerySet(models.QuerySet):
     def visible_to(self, user) -> "BatchQuerySet":
@@ -124,9 +131,22 @@ class Upload(models.Model):
     # before thumbnails, until `manage.py make_thumbnails` backfills them.
     thumbnail = models.FileField(upload_to=thumbnail_path, max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the retention job deleted this photo's files (the original, every attempt's result
+    # and their thumbnails; restorations.jobs.retention). The file fields are empty from then on;
+    # the rows and timelines stay.
+    files_deleted_at = models.DateTimeField(_("files deleted at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The retention job's candidates (retention.expired): photos whose files are still
+            # stored, oldest first. Partial, so photos already emptied cost nothing.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(files_deleted_at__isnull=True),
+                name="upload_files_kept",
+            ),
+        ]
         # The task list's search by file name has a trigram index on PostgreSQL,
         # upload_name_trgm (migration 0008), written in SQL: Django puts an operator class of
         # an expression inside parentheses, where PostgreSQL refuses it.
@@ -263,6 +283,12 @@ class Task(models.Model):
                 condition=IN_FLIGHT_AT_PICWISH,
                 name="task_in_flight",
             ),
+            # The estimates of built-in engine photos (restorations.jobs.estimates): the queue
+            # oldest first, and the most recent runs.
+            models.Index(fields=["created_at"], condition=LOCAL_IN_FLIGHT, name="task_local_queue"),
+            models.Index(
+                fields=["-processing_ends_at"], condition=LOCAL_RAN, name="task_local_recent"
+            ),
         ]
 
     def __str__(self):
@@ -291,7 +317,12 @@ class Task(models.Model):
         return max(0, int((timezone.now() - self.updated_at).total_seconds()))
 
     def result_download_name(self) -> str:
-        stem = PurePath(self.upload.original_name).stem or "photo"
+        """The name a result is downloaded as: the original's name without its extension, then
+        "-restored" and the result's extension ("Grandad 1961.jpg" gives "Grandad
+        1961-restored.png" for a PNG result)."""
+        name = self.upload.original_name
+        stem = name.rsplit(".", 1)[0] if "." in name else name
+        stem = stem.strip(" .") or "photo"
         return f"{stem}-restored{PurePath(self.result.name).suffix}"
 
 
@@ -305,6 +336,7 @@ class EventKind(models.TextChoices):
     CANCELED = "canceled", _("Canceled")
     RETRIED = "retried", _("Retried")
     REVIEWED = "reviewed", _("Reviewed")
+    FILES_DELETED = "files_deleted", _("Files deleted")
 
 
 class TaskEvent(models.Model):

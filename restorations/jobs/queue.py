@@ -9,11 +9,12 @@ from celery import current_app
 from django.db import transaction
 
 DISPATCH_DUE = "jobs.dispatch_due"
+DELETE_EXPIRED_FILES = "jobs.delete_expired_files"
 RUN_LOCAL = "engines.run_local"
 PICWISH_SEND = "picwish.send"
 PICWISH_POLL = "picwish.poll"
 PICWISH_FETCH = "picwish.fetch"
-NAMES = (DISPATCH_DUE, RUN_LOCAL, PICWISH_SEND, PICWISH_POLL, PICWISH_FETCH)
+NAMES = (DISPATCH_DUE, DELETE_EXPIRED_FILES, RUN_LOCAL, PICWISH_SEND, PICWISH_POLL, PICWISH_FETCH)
 
 
 def send(name: str, *args) -> None:

@@ -125,11 +125,35 @@ def cancel(task: Task, user) -> bool:
 
 
 def can_retry(task: Task) -> bool:
-    return task.state_info.is_failure and task.state_info.retry_can_help
+    """A failure a retry can help, not retried yet (its retry is the attempt to retry), whose
+    original is still stored."""
+    return (
+        task.state_info.is_failure
+        and task.state_info.retry_can_help
+        and task.upload.files_deleted_at is None
+        and not task.retries.exists()
+    )
 
 
-def retry(task: Task, user) -> Task:
-    return transitions.retry(task, user)
+def retry(task: Task, user) -> Task | None:
+    """A new attempt at the task's photo; the attempt made already if the task was retried
+    meanwhile (a second click), None if the original was deleted meanwhile.
+
+    The upload's row is locked, as the retention job locks it, so the original is never deleted
+    under a new attempt."""
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().get(pk=task.upload_id)
+        made = task.retries.order_by("-created_at").first()
+        if made is not None:
+            return made
+        if upload.files_deleted_at is not None:
+            return None
+        return transitions.retry(task, user)
+
+
+def attempt_number(task: Task) -> int:
+    """1 for a photo's first task, 2 for its retry, and so on."""
+    return transitions.retry_depth(task) + 1
 
 
 def store_result(

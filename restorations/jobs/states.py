@@ -3,7 +3,8 @@
 `Task.state` holds PicWish's codes verbatim (1 success, below 0 failure, anything else in
 progress) plus the project's own codes at 100 and above and at -101 and below, ranges PicWish does
 not use, so the sign rule holds for every code. Every page, command, the admin and the engines
-read this module; nothing else maps codes to words.
+read this module; nothing else maps codes to words, including the words of a task's timeline
+(`StateInfo.milestone`).
 """
 
 from dataclasses import dataclass
@@ -90,6 +91,9 @@ class StateInfo:
     advice: str  # what to do next
     retry_can_help: bool
     category: Category
+    # What reaching this state means, for a task's timeline: "{Engine} is processing it".
+    # `{engine}` and `{Engine}` name the engine (`said_of`).
+    milestone: str
 
     @property
     def is_success(self) -> bool:
@@ -103,14 +107,19 @@ class StateInfo:
     def is_in_progress(self) -> bool:
         return is_in_progress(self.code)
 
+    def said_of(self, engine: str) -> str:
+        """The milestone about `engine` ("PicWish", "the built-in engine"): "PicWish is
+        processing it", "The built-in engine is processing it"."""
+        return self.milestone.format(engine=engine, Engine=engine[:1].upper() + engine[1:])
+
     @property
     def retried_automatically(self) -> bool:
         """Temporary problems are retried without asking, a bounded number of times."""
         return self.category == Category.TRANSIENT
 
 
-def _entry(state, reason, advice, retry, category):
-    return StateInfo(int(state), str(state.label), reason, advice, retry, category)
+def _entry(state, reason, advice, retry, category, milestone):
+    return StateInfo(int(state), str(state.label), reason, advice, retry, category, milestone)
 
 
 _IN = Category.IN_PROGRESS
@@ -122,6 +131,7 @@ _TABLE = [
         "Download the result.",
         False,
         Category.SUCCESS,
+        "Result saved, ready to download",
     ),
     _entry(
         State.QUEUED,
@@ -129,6 +139,7 @@ _TABLE = [
         "Nothing to do: this page updates by itself.",
         False,
         _IN,
+        "In {engine}'s queue",
     ),
     _entry(
         State.PREPARING,
@@ -136,6 +147,7 @@ _TABLE = [
         "Nothing to do: this page updates by itself.",
         False,
         _IN,
+        "{Engine} is preparing it",
     ),
     _entry(
         State.WAITING,
@@ -143,6 +155,7 @@ _TABLE = [
         "Nothing to do: this page updates by itself.",
         False,
         _IN,
+        "Waiting for a free slot at {engine}",
     ),
     _entry(
         State.PROCESSING,
@@ -150,6 +163,7 @@ _TABLE = [
         "Nothing to do: this page updates by itself.",
         False,
         _IN,
+        "{Engine} is processing it",
     ),
     _entry(
         State.PUBLISHING,
@@ -157,6 +171,7 @@ _TABLE = [
         "Nothing to do: this page updates by itself.",
         False,
         _IN,
+        "{Engine} is preparing the result",
     ),
     _entry(
         State.PROCESSING_LOOP,
@@ -164,6 +179,7 @@ _TABLE = [
         "Nothing to do: this page updates by itself.",
         False,
         _IN,
+        "{Engine} is processing it",
     ),
     _entry(
         State.FAILED,
@@ -171,6 +187,7 @@ _TABLE = [
         "Try again; if it fails again, try a different operation or a clearer scan.",
         True,
         Category.PROVIDER,
+        "{Engine} could not restore it",
     ),
     _entry(
         State.UPLOAD_RESULT_FAILED,
@@ -178,6 +195,7 @@ _TABLE = [
         _TRY_LATER,
         True,
         Category.TRANSIENT,
+        "{Engine} restored it but could not save the result",
     ),
     _entry(
         State.DOWNLOAD_FAILED,
@@ -185,6 +203,7 @@ _TABLE = [
         "Try again in a few minutes.",
         True,
         Category.PROVIDER,
+        "{Engine} could not fetch the photo",
     ),
     _entry(
         State.URL_FILE_TOO_LARGE,
@@ -192,6 +211,7 @@ _TABLE = [
         "Save it as a JPG or scale it down, then upload it again.",
         False,
         Category.INPUT,
+        "Stopped: the photo is larger than 30 MB",
     ),
     _entry(
         State.INVALID_IMAGE,
@@ -199,6 +219,7 @@ _TABLE = [
         "Open it on your computer to check it, save it again as JPG or PNG, and upload it.",
         False,
         Category.INPUT,
+        "Stopped: the file is not an image that can be read",
     ),
     _entry(
         State.TIMED_OUT,
@@ -206,6 +227,7 @@ _TABLE = [
         _TRY_LATER,
         True,
         Category.TRANSIENT,
+        "{Engine} took longer than allowed",
     ),
     _entry(
         State.LOOP_FAILED,
@@ -213,6 +235,7 @@ _TABLE = [
         _TRY_LATER,
         True,
         Category.TRANSIENT,
+        "{Engine} had an internal fault",
     ),
     _entry(
         State.PROHIBITED_INTERNAL,
@@ -220,6 +243,7 @@ _TABLE = [
         "This photo cannot be processed. Contact support if you think this is a mistake.",
         False,
         Category.CONTENT,
+        "Stopped by {engine}'s content review",
     ),
     _entry(
         State.EMPTY_RESULT,
@@ -227,6 +251,7 @@ _TABLE = [
         "Try again, or try a different operation.",
         True,
         Category.PROVIDER,
+        "{Engine} produced an empty picture",
     ),
     _entry(
         State.CANCELED_BY_EXCEPTION,
@@ -234,6 +259,7 @@ _TABLE = [
         _TRY_LATER,
         True,
         Category.TRANSIENT,
+        "{Engine} stopped after an error",
     ),
     _entry(
         State.CONTENT_UNSUITABLE,
@@ -241,6 +267,7 @@ _TABLE = [
         "Choose another operation, or a photo that shows what the operation needs.",
         False,
         Category.INPUT,
+        "Stopped: the photo does not suit this operation",
     ),
     _entry(
         State.INSUFFICIENT_RESOURCES,
@@ -248,6 +275,7 @@ _TABLE = [
         _TRY_LATER,
         True,
         Category.TRANSIENT,
+        "{Engine} was too busy to take it",
     ),
     _entry(
         State.PROHIBITED_THIRD_PARTY,
@@ -255,6 +283,7 @@ _TABLE = [
         "This photo cannot be processed. Contact support if you think this is a mistake.",
         False,
         Category.CONTENT,
+        "Stopped by an outside content review",
     ),
     _entry(
         State.INVALID_PROMPT,
@@ -262,6 +291,7 @@ _TABLE = [
         "Change the options and try again.",
         False,
         Category.INPUT,
+        "Stopped: the instructions were not accepted",
     ),
     _entry(
         State.WAITING_TO_SEND,
@@ -269,6 +299,7 @@ _TABLE = [
         "Nothing to do: this page updates by itself.",
         False,
         _IN,
+        "Waiting to be sent to {engine}",
     ),
     _entry(
         State.SENDING,
@@ -276,6 +307,7 @@ _TABLE = [
         "Nothing to do: this page updates by itself.",
         False,
         _IN,
+        "Being sent to {engine}",
     ),
     _entry(
         State.SAVING_RESULT,
@@ -283,6 +315,7 @@ _TABLE = [
         "Nothing to do: this page updates by itself.",
         False,
         _IN,
+        "{Engine} finished; saving the result",
     ),
     _entry(
         State.REJECTED,
@@ -290,6 +323,7 @@ _TABLE = [
         "Check the size and format limits for the operation and upload a suitable photo.",
         False,
         Category.INPUT,
+        "Not sent: outside the operation's limits",
     ),
     _entry(
         State.REFUSED,
@@ -297,6 +331,7 @@ _TABLE = [
         "Try a different operation or photo. An administrator has been shown the details.",
         False,
         Category.PROVIDER,
+        "{Engine} refused the request",
     ),
     _entry(
         State.RESULT_EXPIRED,
@@ -304,6 +339,7 @@ _TABLE = [
         _TRY_LATER,
         True,
         Category.TRANSIENT,
+        "The result expired at {engine} before it was saved",
     ),
     _entry(
         State.CANCELED,
@@ -311,6 +347,7 @@ _TABLE = [
         "Press Retry if you want it done after all.",
         True,
         Category.CANCELED,
+        "Canceled",
     ),
     _entry(
         State.DEADLINE_PASSED,
@@ -318,6 +355,7 @@ _TABLE = [
         _TRY_LATER,
         True,
         Category.TRANSIENT,
+        "{Engine} did not finish in time",
     ),
     _entry(
         State.SERVICE_ERROR,
@@ -325,6 +363,7 @@ _TABLE = [
         "Try again later; if it keeps happening, tell an administrator.",
         True,
         Category.PROVIDER,
+        "{Engine} kept failing to answer",
     ),
     _entry(
         State.UPSTREAM_LOST,
@@ -332,6 +371,7 @@ _TABLE = [
         "Press Retry to send the photo again.",
         True,
         Category.PROVIDER,
+        "{Engine} no longer knows the task",
     ),
     _entry(
         State.NOT_SENT,
@@ -339,6 +379,7 @@ _TABLE = [
         "Press Retry; if it keeps failing, tell an administrator.",
         True,
         Category.PROVIDER,
+        "Could not be sent to {engine}",
     ),
     _entry(
         State.RESULT_TOO_LARGE,
@@ -346,6 +387,7 @@ _TABLE = [
         "Try a smaller photo or a smaller enlargement.",
         False,
         Category.PROVIDER,
+        "The result is too large to store",
     ),
 ]
 STATES: dict[int, StateInfo] = {info.code: info for info in _TABLE}
@@ -404,6 +446,7 @@ def describe(code: int) -> StateInfo:
             "Try again; if it keeps failing, tell an administrator the code.",
             True,
             Category.PROVIDER,
+            f"Failed at {{engine}} (code {code})",
         )
     return StateInfo(
         code,
@@ -412,4 +455,5 @@ def describe(code: int) -> StateInfo:
         "Nothing to do: this page updates by itself.",
         False,
         Category.IN_PROGRESS,
+        f"In progress at {{engine}} (code {code})",
     )

@@ -15,6 +15,8 @@ urlpatterns = [
     path("<uuid:public_id>/retry/", tasks.task_retry, name="task_retry"),
     path("<uuid:public_id>/original/", files.download_original, name="download_original"),
     path("<uuid:public_id>/result/", files.download_result, name="download_result"),
+    path("<uuid:public_id>/original/view/", files.view_original, name="view_original"),
+    path("<uuid:public_id>/result/view/", files.view_result, name="view_result"),
     path("<uuid:public_id>/thumbnail/", files.thumbnail, name="thumbnail"),
     path("<uuid:public_id>/result-thumbnail/", files.result_thumbnail, name="result_thumbnail"),
 ]

@@ -192,28 +192,33 @@ class Ahead:
     started: float | None  # when PicWish started it, if a poll has said so
     ends: float | None = None  # expected from its reports, or, once finished, when it did
     finished: bool = False
+    usual: float | None = None  # its operation's usual duration, if not the replay's default
 
 
 def expected_starts(
-    tasks: list[Ahead], *, now: float, slots: int, durations: Durations
+    tasks: list[Ahead], *, now: float, slots: int, durations: Durations | None = None
 ) -> list[float]:
     """When PicWish starts each task (known, or expected), replaying the account's queue oldest
     first; `tasks` must be in the order they were sent, finished ones included for as long as
     they held a slot that a task still in the queue may take.
 
     Each task holds one of `slots` slots from its start until its end: when it finished, else
-    when its reports say it will, else after the usual duration. A task not seen finished is
-    assumed to end no earlier than now.
+    when its reports say it will, else after its usual duration (its own `usual`, else
+    `durations.usual`). A task not seen finished is assumed to end no earlier than now.
     """
     ends: list[float] = []
     starts = []
     for task in tasks:
         free = heapq.heappop(ends) if len(ends) >= slots else task.submitted
         start = task.started if task.started is not None else max(task.submitted, free)
-        if task.finished:
-            end = task.ends if task.ends is not None else start
+        if task.ends is not None:
+            end = task.ends
+        elif task.finished:
+            end = start
         else:
-            end = max(now, task.ends if task.ends is not None else start + durations.usual)
+            end = start + (task.usual if task.usual is not None else durations.usual)
+        if not task.finished:
+            end = max(now, end)
         heapq.heappush(ends, end)
         starts.append(start)
     return starts

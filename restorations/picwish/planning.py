@@ -5,6 +5,7 @@ its queue at PicWish, and turns its answers into the times stored on Task rows.
 """
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -46,7 +47,7 @@ def recently_finished(team: Team, operation: str | None = None):
     return tasks.order_by("-processing_ends_at")
 
 
-def _recent(team: Team, operation: str | None, *fields: str) -> list[tuple]:
+def recent(team: Team, operation: str | None, *fields: str) -> list[tuple]:
     """The team's RECENT most recently finished tasks: their processing start and end (Unix
     times) and `fields`."""
     rows = recently_finished(team, operation).values_list(
@@ -57,14 +58,19 @@ def _recent(team: Team, operation: str | None, *fields: str) -> list[tuple]:
 
 def recent_processing(team: Team, operation: str | None = None) -> list[tuple[float, float]]:
     """(start, end) of the team's RECENT most recently finished tasks, as Unix times."""
-    return [(start, end) for start, end in _recent(team, operation)]
+    return [(start, end) for start, end in recent(team, operation)]
 
 
 def durations_for(task: Task) -> planner.Durations:
-    """What the team's recently finished tasks of `task`'s operation showed the planner: their
+    """What the team's recently finished tasks of `task`'s operation showed the planner."""
+    return durations_of(task.team, task.operation)
+
+
+def durations_of(team: Team, operation: str) -> planner.Durations:
+    """What the team's recently finished tasks of one operation showed the planner: their
     processing times, and their polls' reports at their shares of those times."""
     samples, seen = [], []
-    for start, end, reports in _recent(task.team, task.operation, "progress_seen"):
+    for start, end, reports in recent(team, operation, "progress_seen"):
         if end <= start:
             continue
         length = end - start
@@ -79,13 +85,16 @@ def durations_for(task: Task) -> planner.Durations:
             )
             for at, state, progress in reports
         ]
-    return planner.Durations(tuple(samples), spec_for(task.operation).typical_seconds, tuple(seen))
+    return planner.Durations(tuple(samples), spec_for(operation).typical_seconds, tuple(seen))
 
 
 def concurrency_for(team: Team) -> int:
-    return planner.concurrency(
-        recent_processing(team), default=settings.PICWISH_ASSUMED_CONCURRENCY
-    )
+    return concurrency_from(recent_processing(team))
+
+
+def concurrency_from(spans: list[tuple[float, float]]) -> int:
+    """How many tasks the account runs at once, from its recent (start, end) times."""
+    return planner.concurrency(spans, default=settings.PICWISH_ASSUMED_CONCURRENCY)
 
 
 def in_flight(team: Team):
@@ -100,7 +109,7 @@ def fixed_interval() -> float | None:
     return settings.PICWISH_POLL_INTERVAL
 
 
-REPLAY_FIELDS = ("pk", "submitted_at", "processing_started_at", "processing_ends_at")
+REPLAY_FIELDS = ("pk", "submitted_at", "processing_started_at", "processing_ends_at", "operation")
 
 
 def held_by_picwish(team: Team):
@@ -120,10 +129,13 @@ def finished_since(team: Team, moment: datetime):
     )
 
 
-def queue_of(team: Team) -> list[tuple[int, planner.Ahead]]:
+def queue_of(
+    team: Team, usual_of: Callable[[str], float] | None = None
+) -> list[tuple[int, planner.Ahead]]:
     """The team's tasks PicWish holds, in the order they were sent, as the planner sees them;
     with the finished ones whose slot a task still held may have taken (those that finished
-    after the oldest of them was sent)."""
+    after the oldest of them was sent). `usual_of(operation)`, when given, is each task's usual
+    duration in the replay (else the replay's default)."""
     held = list(held_by_picwish(team).values_list(*REPLAY_FIELDS)[:QUEUE_REPLAY_LIMIT])
     if not held:
         return []
@@ -139,9 +151,10 @@ def queue_of(team: Team) -> list[tuple[int, planner.Ahead]]:
                 started=started.timestamp() if started else None,
                 ends=ends.timestamp() if ends else None,
                 finished=done,
+                usual=usual_of(operation) if usual_of else None,
             ),
         )
-        for (pk, submitted, started, ends), done in rows
+        for (pk, submitted, started, ends, operation), done in rows
     ]
 
 

@@ -29,7 +29,7 @@
 
   // Live progress: one request per refresh for every task on the page still in flight
   // (GET live/?ids=a,b,c), none while nothing is; a row that is in flight again (its
-  // data-final back to "0") starts the refreshes again.
+  // data-final back to "0") starts the refreshes again. The first comes as the page loads.
   var REFRESH_MS = 2000;
   var MAX_IDS = 100;
   var liveUrl = document.body.dataset.liveUrl;
@@ -56,6 +56,8 @@
     if (checked) {
       checked.textContent = status.final ? "" : "last checked " + status.checked_seconds_ago + " s ago";
     }
+    var outlook = element.querySelector(".js-outlook");
+    if (outlook) { outlook.textContent = status.outlook; }
     var reason = element.querySelector(".js-reason");
     if (reason) { reason.textContent = status.reason; }
     var advice = element.querySelector(".js-advice");
@@ -87,15 +89,18 @@
         });
       })
       .catch(function () { /* offline for a moment: the next refresh tries again */ })
-      .then(schedule);
+      .then(function () { schedule(); });
   }
 
-  function schedule() {
-    if (timer === null && pending().length) { timer = window.setTimeout(refresh, REFRESH_MS); }
+  function schedule(delay) {
+    if (timer === null && pending().length) {
+      timer = window.setTimeout(refresh, typeof delay === "number" ? delay : REFRESH_MS);
+    }
   }
 
-  new MutationObserver(schedule).observe(document.body, {
+  new MutationObserver(function () { schedule(); }).observe(document.body, {
     subtree: true, childList: true, attributes: true, attributeFilter: ["data-final"]
   });
-  schedule();
+  // The first refresh at once: it brings each row's place in the queue and expected finish.
+  schedule(0);
 })();

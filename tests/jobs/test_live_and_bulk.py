@@ -31,7 +31,8 @@ def test_live_answers_for_every_visible_task_with_its_fields(client, studio, ali
     services.fail(failed, State.INVALID_IMAGE)
     login_in_team(client, alice, studio)
     answer = {status["id"]: status for status in _live(client, [working, failed]).json()["tasks"]}
-    assert answer[str(working.public_id)] | {"checked_seconds_ago": 0} == {
+    assert answer[str(working.public_id)]["done_at"]  # the outlook: tests/jobs/test_estimates.py
+    assert answer[str(working.public_id)] | {"checked_seconds_ago": 0, "done_at": "…"} == {
         "id": str(working.public_id),
         "state": State.PROCESSING,
         "label": "Processing",
@@ -45,9 +46,13 @@ def test_live_answers_for_every_visible_task_with_its_fields(client, studio, ali
         "thumbnail_url": "/static/img/placeholder.svg",
         "result_thumbnail_url": None,
         "checked_seconds_ago": 0,
+        "ahead": None,
+        "done_at": "…",
+        "outlook": "done any moment now",  # 30 % reported as soon as it started
     }
     gone = answer[str(failed.public_id)]
     assert (gone["final"], gone["group"], gone["category"]) == (True, "failed", "input")
+    assert (gone["ahead"], gone["done_at"], gone["outlook"]) == (None, None, "")
     assert gone["reason"] == failed.state_info.reason and gone["advice"]
 
 

@@ -191,6 +191,22 @@ def test_no_jargon_in_what_users_read(info):
         assert not found, f"{field} of {info.code} uses {found}: {text!r}"
 
 
+@pytest.mark.parametrize("info", _user_facing_entries(), ids=lambda info: str(info.code))
+@pytest.mark.parametrize("engine", ["PicWish", "the built-in engine"])
+def test_every_code_says_in_a_timeline_what_reaching_it_means(info, engine):
+    words = info.said_of(engine)
+    assert words and "{" not in words and words[0].isupper(), words
+    assert not JARGON_RE.findall(words), words
+
+
+def test_the_timeline_words_name_the_engine():
+    processing = states.describe(4)
+    assert processing.said_of("PicWish") == "PicWish is processing it"
+    assert processing.said_of("the built-in engine") == "The built-in engine is processing it"
+    assert states.describe(0).said_of("the built-in engine") == "In the built-in engine's queue"
+    assert states.describe(42).said_of("PicWish") == "In progress at PicWish (code 42)"
+
+
 def test_jargon_check_catches_jargon():
     assert JARGON_RE.search("Restoration completed, but uploading the result to OSS failed.")
     assert JARGON_RE.search("Internal loop processing failed.")

@@ -5,7 +5,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
@@ -15,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from restorations.accounts.models import WRITE_ROLES
 from restorations.accounts.teams import current_team_for
-from restorations.jobs import bulk, listing, services, states
+from restorations.jobs import bulk, estimates, listing, retention, services, states, timeline
 from restorations.jobs.access import task_for_user, tasks_for_user
 from restorations.jobs.models import Task
 from restorations.jobs.operations import Operation
@@ -38,7 +37,9 @@ def task_list(request):
         {
             "team": team,
             "page": page,
-            "rows": [(task, _live(task)) for task in page.tasks],
+            # The outlooks (place in the queue, expected finish) come with the first live
+            # refresh, sent as the page loads: the page itself stays within its queries.
+            "rows": [(task, _live(task, None)) for task in page.tasks],
             "filters": filters,
             "newer_url": page.newer and "?" + urlencode({**filters.query(), "newer": page.newer}),
             "older_url": page.older and "?" + urlencode({**filters.query(), "older": page.older}),
@@ -67,11 +68,19 @@ def task_live(request):
     except ValueError:
         return JsonResponse({"error": "The ids must be task ids, separated by commas."}, status=400)
     return JsonResponse(
-        {"tasks": [_live(task) for task in tasks_for_user(request.user, public_ids)]}
+        {"tasks": [live for _, live in _live_rows(tasks_for_user(request.user, public_ids))]}
     )
 
 
-def _live(task: Task) -> dict:
+def _live_rows(tasks) -> list[tuple[Task, dict]]:
+    """Each task with what the pages show live of it; the outlooks of those in flight are
+    worked out together (a few queries per team, whatever the number of rows)."""
+    tasks = list(tasks)
+    outlooks = estimates.outlooks(tasks)
+    return [(task, _live(task, outlooks.get(task.pk))) for task in tasks]
+
+
+def _live(task: Task, outlook: estimates.Outlook | None) -> dict:
     info = task.state_info
     return {
         "id": str(task.public_id),
@@ -89,6 +98,9 @@ def _live(task: Task) -> dict:
         "thumbnail_url": thumbnail_url(task),
         "result_thumbnail_url": result_thumbnail_url(task),
         "checked_seconds_ago": task.checked_seconds_ago,
+        "ahead": outlook.ahead if outlook else None,
+        "done_at": outlook.done_at.isoformat() if outlook and outlook.done_at else None,
+        "outlook": estimates.describe(outlook),
     }
 
 
@@ -159,18 +171,47 @@ def back_to_list(request) -> str:
 @login_required
 def task_detail(request, public_id):
     task = task_for_user(request.user, public_id)
+    attempt = services.attempt_number(task)
+    upload = task.upload
+    events = task.events.select_related("actor")
     return render(
         request,
         "jobs/task_detail.html",
         {
             "task": task,
             "info": task.state_info,
-            "events": task.events.select_related("actor"),
+            "attempt": attempt,
             "retries": task.retries.order_by("created_at"),
+            "timeline": timeline.entries(task, events, attempt=attempt),
             "can_write": task.team.role_of(request.user) in WRITE_ROLES,
             "can_retry": services.can_retry(task),
+            "compare": _comparison(task),
+            "retention_days": task.team.retention_days,
+            "files_expire_at": retention.files_expire_at(upload),
+            "files_deleted_at": upload.files_deleted_at,
         },
     )
+
+
+# Formats a browser cannot draw; the comparison shows their thumbnail instead.
+_NOT_DRAWN = {"TIFF"}
+
+
+def _comparison(task: Task) -> dict | None:
+    """The before-and-after images, both shown through the access check, or None without a
+    result (or once the files are deleted)."""
+    if not (task.result and task.upload.file):
+        return None
+    drawn = task.upload.format not in _NOT_DRAWN
+    return {
+        "before_url": reverse("jobs:view_original", args=[task.public_id])
+        if drawn
+        else thumbnail_url(task),
+        "before_is_preview": not drawn,
+        "after_url": reverse("jobs:view_result", args=[task.public_id]),
+        "width": task.upload.width,
+        "height": task.upload.height,
+    }
 
 
 @require_POST
@@ -188,10 +229,20 @@ def task_cancel(request, public_id):
 @login_required
 def task_retry(request, public_id):
     task = task_for_user(request.user, public_id, write=True)
-    if not services.can_retry(task):
-        messages.error(request, "Retrying cannot help this task.")
+    made = task.retries.order_by("-created_at").first()
+    if made is not None:  # a second click, or an older attempt's page
+        messages.info(
+            request,
+            f"This photo was already sent again as attempt {services.attempt_number(made)}.",
+        )
+        return HttpResponseRedirect(reverse("jobs:task_detail", args=[made.public_id]), status=303)
+    new = services.retry(task, request.user) if services.can_retry(task) else None
+    if new is None:
+        if task.upload.files_deleted_at is not None:
+            message = "The original was deleted, so this photo cannot be sent again."
+        else:
+            message = "Retrying cannot help this task."
+        messages.error(request, message)
         return HttpResponseRedirect(reverse("jobs:task_detail", args=[task.public_id]), status=303)
-    with transaction.atomic():
-        new = services.retry(task, request.user)
-    messages.success(request, "Sent again as a new task.")
+    messages.success(request, f"Sent again as attempt {services.attempt_number(new)}.")
     return redirect("jobs:task_detail", public_id=new.public_id)

@@ -13,7 +13,12 @@ class Command(BaseCommand):
     help = "Make the missing thumbnails of stored originals and results."
 
     def handle(self, *args, **options):
-        uploads = Upload.objects.filter(thumbnail="").select_related("team").order_by("pk")
+        # Photos whose files the retention job deleted have neither file nor thumbnail.
+        uploads = (
+            Upload.objects.filter(thumbnail="", files_deleted_at__isnull=True)
+            .select_related("team")
+            .order_by("pk")
+        )
         made, unreadable = _each(uploads, services.backfill_thumbnail)
         results = (
             Task.objects.exclude(result="")

@@ -1,44 +1,16 @@
 """The product as a person uses it: real Chromium against a live server and a real worker."""
 
-import os
-import shutil
+import time
 
 import pytest
 from PIL import Image
 
+from restorations.jobs import services
 from restorations.jobs.models import Task
 from restorations.jobs.states import State
-from tests.factories import photo_bytes
+from tests.factories import listed_tasks, photo_bytes
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM, reason="Chromium is not installed (apt-get install chromium)"),
-]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def page(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls in the test body
-    # are still plain synchronous calls.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(accept_downloads=True)
-        yield context.new_page()
-        browser.close()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def test_sign_up_upload_watch_progress_and_download(
@@ -80,11 +52,15 @@ def test_sign_up_upload_watch_progress_and_download(
     page.screenshot(path=str(tmp_path / "task.png"), full_page=True)
 
 
-def test_bad_file_shows_the_reason_next_to_the_field(page, live_server, alice, tmp_path):
+def sign_in(page, live_server, username, password="correct horse battery"):
     page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def test_bad_file_shows_the_reason_next_to_the_field(page, live_server, alice, tmp_path):
+    sign_in(page, live_server, "alice")
     page.get_by_role("link", name="Upload").first.click()
     fake = tmp_path / "notes.jpg"
     fake.write_text("not a photo")
@@ -94,3 +70,40 @@ def test_bad_file_shows_the_reason_next_to_the_field(page, live_server, alice, t
     error.wait_for()
     assert "notes.jpg: This file is not a photo we can read." in error.inner_text()
     assert Task.objects.count() == 0
+
+
+def test_fifty_rows_in_flight_make_one_live_request_per_refresh_and_none_once_final(
+    page, live_server, alice
+):
+    team = alice.personal_team()
+    tasks = listed_tasks(team, alice, 50, state=State.PROCESSING, progress=10)
+    live_requests = []
+    page.on(
+        "request",
+        lambda request: (
+            "/live/?ids=" in request.url and live_requests.append((time.monotonic(), request.url))
+        ),
+    )
+    sign_in(page, live_server, "alice")
+    page.goto(f"{live_server.url}/tasks/")
+    assert page.locator("[data-task-id][data-final='0']").count() == 50
+
+    start = time.monotonic()
+    page.wait_for_timeout(7000)
+    watched = time.monotonic() - start
+    # One request as the page loads, then one per 2 s refresh for the whole page, each asking
+    # for all 50 rows.
+    during = [at for at, _ in live_requests if at >= start]
+    assert live_requests[0][0] < start
+    assert 2 <= len(during) <= watched / 2 + 1
+    assert all(
+        url.split("ids=")[1].count("%2C") + url.split("ids=")[1].count(",") == 49
+        for _, url in live_requests
+    )
+
+    for task in tasks:
+        services.cancel(task, alice)
+    page.wait_for_function("!document.querySelector(\"[data-task-id][data-final='0']\")")
+    settled = len(live_requests)
+    page.wait_for_timeout(6000)
+    assert len(live_requests) == settled  # nothing in flight: no more requests

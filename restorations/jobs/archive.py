@@ -41,6 +41,7 @@ MANIFEST_MEMORY_BYTES = 256 * 1024
 # Tasks read from the database at a time.
 TASKS_PER_QUERY = 200
 UNREADABLE = "The result file could not be read from storage."
+DELETED = "The result was deleted after the team's retention period."
 # Characters Windows refuses in file names; replaced in entry names (the manifest keeps the
 # original name as it was).
 _NOT_IN_FILE_NAMES = str.maketrans({ch: "_" for ch in '<>:"/\\|?*'})
@@ -127,7 +128,7 @@ def stream(tasks: QuerySet) -> Iterator[bytes]:
         _write_row(manifest, MANIFEST_FIELDS, bom=True)
         archive = zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED)
         for task in tasks.iterator(chunk_size=TASKS_PER_QUERY):
-            file_name, digest, reason = "", "", task.state_info.reason
+            file_name, digest, reason = "", "", _reason(task)
             if task.result:
                 try:
                     source = task.result.open("rb")
@@ -141,6 +142,12 @@ def stream(tasks: QuerySet) -> Iterator[bytes]:
         yield from _add(archive, sink, MANIFEST_NAME, manifest, None)
         archive.close()  # the central directory
     yield sink.drain()
+
+
+def _reason(task: Task) -> str:
+    if task.state_info.is_success and not task.result and task.upload.files_deleted_at:
+        return DELETED  # restorations.jobs.retention emptied it
+    return task.state_info.reason
 
 
 def _add(archive, sink, name: str, source, task: Task | None) -> Iterator[bytes]:

@@ -4,12 +4,14 @@ import csv
 import hashlib
 import io
 import zipfile
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from restorations.jobs import archive, services, states
-from restorations.jobs.models import Batch
+from restorations.jobs import archive, retention, services, states
+from restorations.jobs.models import Batch, Task, Upload
 from restorations.jobs.states import State
 from tests.factories import (
     OpenCountingStorage,
@@ -167,6 +169,27 @@ def test_a_result_gone_from_storage_is_named_in_the_manifest(client, studio, ali
     assert zip_file.namelist() == ["kept-restored.jpg", "manifest.csv"]
     rows = manifest_of(zip_file)
     assert (rows[0]["file_name"], rows[0]["reason"]) == ("", archive.UNREADABLE)
+
+
+def test_a_result_deleted_after_the_retention_period_is_named_in_the_manifest(
+    client, studio, alice
+):
+    batch = _batch(studio, alice)
+    old = finished_task(studio, alice, "old.png", batch=batch)
+    finished_task(studio, alice, "new.png", batch=batch)
+    long_ago = timezone.now() - timedelta(days=400)
+    Task.objects.filter(pk=old.pk).update(finished_at=long_ago)
+    Upload.objects.filter(pk=old.upload_id).update(created_at=long_ago - timedelta(hours=1))
+    assert retention.delete_files(old.upload.pk, timezone.now())
+    login_in_team(client, alice, studio)
+    zip_file = _download_batch(client, batch)
+    assert zip_file.namelist() == ["new-restored.jpg", "manifest.csv"]
+    rows = manifest_of(zip_file)
+    assert (rows[0]["file_name"], rows[0]["state"], rows[0]["reason"]) == (
+        "",
+        "Completed",
+        archive.DELETED,
+    )
 
 
 def test_the_zip_streams_its_first_bytes_before_it_opens_the_last_file(

@@ -42,4 +42,6 @@ RUN DJANGO_SECRET_KEY=build-only-not-a-secret-never-used-at-runtime \
 USER desk
 
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# gthread: see the web service in docker-compose.yml (long ZIP downloads outlive a sync worker).
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-", \
+     "--worker-class", "gthread", "--threads", "4"]

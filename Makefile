@@ -8,7 +8,7 @@ LEARNED := $(VENV)/.learned
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format clean venv bench-poller bench-latency bench-engine bench-dashboard emulator home-example screenshots
+.PHONY: run test lint format clean venv bench-poller bench-latency bench-engine bench-dashboard bench-zip emulator home-example screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench-engine: $(LEARNED)
 # The dashboard's pages on 100,000 tasks in PostgreSQL against 1,000 (docs/benchmarks.md).
 bench-dashboard: $(STAMP)
 	$(PY) benchmarks/bench_dashboard.py $(BENCH_ARGS)
+
+# A batch's ZIP download: first bytes, throughput and peak memory (docs/benchmarks.md).
+bench-zip: $(STAMP)
+	$(PY) benchmarks/bench_zip.py $(BENCH_ARGS)
 
 # The home page's before/after example (static/img/example-*.jpg), made by the built-in engine.
 home-example: $(STAMP)

@@ -1,16 +1,19 @@
 """Shared test helpers: factories and plain functions. Fixtures stay in conftest.py."""
 
+import hashlib
 import io
 import time
 
 import factory
 import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from PIL import Image
 
 from restorations.accounts.models import User
-from restorations.jobs import local_runs, services
+from restorations.jobs import local_runs, services, transitions
 from restorations.jobs.models import Engine, Task, Upload
 from restorations.jobs.states import State
 
@@ -62,6 +65,43 @@ def restored_task(team, user, name="photo.png", **options):
     task.refresh_from_db()
     assert task.state == State.COMPLETED, task.failure_message
     return task
+
+
+def finished_task(team, user, name="photo.png", *, result=None, seed=0, **options) -> Task:
+    """A stored task completed with a given result, without running an engine (fast, and the
+    result's bytes are known); `options` as for `stored_task`."""
+    return complete(stored_task(team, user, name, **options), result=result, seed=seed)
+
+
+def complete(task, *, result=None, seed=0) -> Task:
+    """Complete a queued task with `result` (bytes; a generated JPEG by default), its sha256,
+    size and dimensions recorded as the engines record them."""
+    data = photo_bytes(80, 60, fmt="JPEG", seed=seed) if result is None else result
+    transitions.move(task, State.PROCESSING, expect=State.QUEUED)
+    transitions.move(task, State.SAVING_RESULT, expect=State.PROCESSING)
+    assert services.store_result(
+        task,
+        ContentFile(data),
+        extension=".jpg",
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        width=80,
+        height=60,
+        fmt="JPEG",
+    )
+    task.refresh_from_db()
+    return task
+
+
+class OpenCountingStorage(FileSystemStorage):
+    """Local storage that records the name of every file opened, in order (class-wide, as
+    Django makes a new instance when the settings change)."""
+
+    opened: list[str] = []
+
+    def _open(self, name, mode="rb"):
+        type(self).opened.append(name)
+        return super()._open(name, mode)
 
 
 def scale_tasks(team, user, count: int) -> list:

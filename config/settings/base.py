@@ -136,6 +136,9 @@ if AWS_STORAGE_BUCKET_NAME:
             "file_overwrite": False,
             "querystring_auth": True,
             "querystring_expire": env.int("AWS_QUERYSTRING_EXPIRE", default=300),
+            # A file read from S3 is downloaded whole first; past this many bytes it waits on
+            # disk instead of in memory (django-storages keeps everything in memory by default).
+            "max_memory_size": env.int("AWS_S3_MAX_MEMORY_SIZE", default=2 * 1024 * 1024),
         },
     }
 else:

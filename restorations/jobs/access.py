@@ -46,7 +46,8 @@ def require_write(team, user) -> None:
 
 
 def batch_for_user(user, public_id) -> Batch:
-    """A batch of one of the user's teams; 404 for anyone else, as for tasks."""
+    """A batch of one of the user's teams (any role: its page and download only read); 404 for
+    anyone else, as for tasks."""
     return get_object_or_404(
         Batch.objects.visible_to(user).select_related("team", "created_by"), public_id=public_id
     )

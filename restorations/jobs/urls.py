@@ -1,6 +1,6 @@
 from django.urls import path
 
-from restorations.jobs.views import batches, files, tasks, uploads
+from restorations.jobs.views import archives, batches, files, tasks, uploads
 
 app_name = "jobs"
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("batches/<uuid:public_id>/", batches.batch_detail, name="batch_detail"),
     path("live/", tasks.task_live, name="task_live"),
     path("bulk/", tasks.task_bulk, name="task_bulk"),
+    path("download/", archives.selection_download, name="selection_download"),
+    path("batches/<uuid:public_id>/download/", archives.batch_download, name="batch_download"),
     path("<uuid:public_id>/", tasks.task_detail, name="task_detail"),
     path("<uuid:public_id>/cancel/", tasks.task_cancel, name="task_cancel"),
     path("<uuid:public_id>/retry/", tasks.task_retry, name="task_retry"),

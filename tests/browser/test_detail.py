@@ -17,7 +17,6 @@ from tests.factories import wait_until_final
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-
 def worn_photo() -> bytes:
     """scikit-image's cat, small, faded towards yellow, grainy and saved as a poor JPEG."""
     cat = Image.fromarray(samples.chelsea()).resize((300, 200), Image.Resampling.LANCZOS)

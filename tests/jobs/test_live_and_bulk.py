@@ -168,9 +168,12 @@ def test_bulk_goes_back_to_the_filtered_list_but_never_off_site(client, studio, 
     assert away["Location"] == reverse("jobs:task_list")
 
 
-def test_the_list_offers_checkboxes_to_writers_only(client, studio, alice, victor):
+def test_the_list_offers_changes_to_writers_and_the_zip_to_everyone(client, studio, alice, victor):
     listed_tasks(studio, alice, 1)
     login_in_team(client, alice, studio)
-    assert 'name="ids"' in client.get(reverse("jobs:task_list")).content.decode()
+    page = client.get(reverse("jobs:task_list")).content.decode()
+    assert 'name="ids"' in page and 'value="cancel"' in page and "Download as ZIP" in page
     login_in_team(client, victor, studio)
-    assert 'name="ids"' not in client.get(reverse("jobs:task_list")).content.decode()
+    page = client.get(reverse("jobs:task_list")).content.decode()
+    assert 'name="ids"' in page and "Download as ZIP" in page
+    assert 'name="action"' not in page

@@ -2,7 +2,7 @@
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from restorations.accounts.models import WRITE_ROLES
@@ -29,14 +29,8 @@ def batch_detail(request, public_id):
             "rows": [(task, live_status(task)) for task in outcome.photos],
             "can_write": batch.team.role_of(request.user) in WRITE_ROLES,
             "list_url": reverse("jobs:task_list") + f"?batch={batch.public_id}",
-            "download_url": _download_url(batch) if outcome.counts[Group.DONE] else None,
+            "download_url": reverse("jobs:batch_download", args=[batch.public_id])
+            if outcome.counts[Group.DONE]
+            else None,
         },
     )
-
-
-def _download_url(batch) -> str | None:
-    """ "Download all" (a ZIP of the batch's results) is offered where that view exists."""
-    try:
-        return reverse("jobs:batch_download", args=[batch.public_id])
-    except NoReverseMatch:
-        return None

@@ -161,11 +161,11 @@ def task_bulk(request):
     """Retry, cancel or delete the ticked tasks: first a page that asks ("Cancel 3 photos?"),
     then, confirmed, the action on exactly those ids and a message saying what happened."""
     action = bulk.ACTIONS.get(request.POST.get("action", ""))
-    back = _back_to_list(request)
+    back = back_to_list(request)
     if action is None:
         messages.error(request, "Choose what to do with the selected photos.")
         return redirect(back)
-    tasks = tasks_for_user(request.user, _posted_ids(request), write=True)
+    tasks = tasks_for_user(request.user, posted_ids(request), write=True)
     if not tasks:
         messages.info(request, "No photos were selected.")
         return redirect(back)
@@ -186,7 +186,7 @@ def task_bulk(request):
     return redirect(back)
 
 
-def _posted_ids(request) -> list[uuid.UUID]:
+def posted_ids(request) -> list[uuid.UUID]:
     """The ticked ids; anything that is not a task id is left out like an id of another team."""
     ids = []
     for value in request.POST.getlist("ids"):
@@ -197,7 +197,7 @@ def _posted_ids(request) -> list[uuid.UUID]:
     return ids
 
 
-def _back_to_list(request) -> str:
+def back_to_list(request) -> str:
     """The list page the form came from, with its filters; only a page of this site."""
     back = request.POST.get("next", "")
     if back and url_has_allowed_host_and_scheme(back, {request.get_host()}):

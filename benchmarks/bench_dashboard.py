@@ -7,6 +7,7 @@ requests each page through Django's test client as a signed-in member (no networ
 figures are the view and its queries) and prints per page: p50 and p95 latency, SQL queries per
 request, and the ratio of the large database's p50 to the small one's. Targets: at most 10
 queries per request, the same number whatever the page size, and every ratio at most 1.3.
+The ZIP targets are measured by `make bench-zip`.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres make bench-dashboard
 """
@@ -158,10 +159,14 @@ def measure(repeats: int) -> dict:
         "list, operation": f"{base}?operation=scale",
         "list, batch": f"{base}?batch={a_batch.public_id}",
         "list, search": f"{base}?q=album",
+        "batch page": reverse("jobs:batch_detail", args=[a_batch.public_id]),
         "task detail": reverse("jobs:task_detail", args=[done.public_id]),
         "live update (50 in flight)": reverse("jobs:task_live")
         + "?ids="
         + ",".join(str(t.public_id) for t in flying),
+        "live update of a batch page": reverse("jobs:task_live")
+        + f"?batch={a_batch.public_id}&ids="
+        + ",".join(str(t.public_id) for t in a_batch.tasks.all()),
     }
     figures = {}
     for name, url in pages.items():

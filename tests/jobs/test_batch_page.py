@@ -118,7 +118,7 @@ def test_retry_all_retriable_covers_every_retriable_group(client, studio, alice,
     late = _photos(batch, alice, 1, State.DEADLINE_PASSED, "late")
     login_in_team(client, alice, studio)
     forms = _retry_forms(_page(client, batch).content.decode())
-    assert forms["Retry these 1"] == _ids(late)
+    assert forms["Retry this photo"] == _ids(late)
     assert sorted(forms["Retry all retriable (4)"]) == sorted(_ids(mixed["busy"] + late))
 
 

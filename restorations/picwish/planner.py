@@ -33,7 +33,7 @@ MIN_DELAY = 0.3
 MAX_DELAY = 60.0
 # How late after the shortest likely duration the first poll comes. Larger means fewer second
 # polls but later notice of quick tasks. Tuned with `make bench-poller` (docs/benchmarks.md).
-LAG_BUDGET = 2.1
+LAG_BUDGET = 2.4
 # The same for a later poll, when the task's reports leave its end wide open: the dispatcher may
 # book such a poll up to half a second late (`dispatch.LATER_POLL_SLACK`) to serve first polls.
 LATER_LAG_BUDGET = 2.0

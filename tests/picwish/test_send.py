@@ -1,5 +1,7 @@
 """Sending, without PicWish: the send lease and the bound on failed sends."""
 
+import secrets
+import time
 from datetime import timedelta
 
 import pytest
@@ -7,7 +9,7 @@ from django.utils import timezone
 
 from restorations.jobs.models import Engine, Task
 from restorations.jobs.states import State
-from restorations.picwish import accounts, client, leases, send
+from restorations.picwish import accounts, client, leases, ratelimit, send
 from tests.factories import scale_tasks
 
 pytestmark = pytest.mark.django_db
@@ -55,3 +57,19 @@ def test_a_send_whose_lease_still_holds_is_left_alone(studio, alice):
     send.take_back(task, timezone.now())
     task.refresh_from_db()
     assert task.state == State.SENDING
+
+
+def test_a_late_worker_gives_its_task_back_at_once_while_the_key_is_booked_ahead(
+    settings, tmp_path
+):
+    settings.PICWISH_RATE_LIMIT_URL = ""
+    settings.CELERY_BROKER_URL = "memory://"  # the file limiter, in this test's folder
+    settings.VAR_DIR = tmp_path
+    account = accounts.Account(secrets.token_hex(), 2.0)
+    booked = ratelimit.limiter_for_settings().reserve_many(account.key_id, 2.0, 4, horizon=3.0)
+    assert booked[-1] > 1.5  # the dispatcher has the key's next 2 s
+    started = time.monotonic()
+    # A second late for its slot: the worker would have to wait 2 s for a gap. It gives the
+    # task back to the dispatcher instead, holding the worker no longer than ACQUIRE_TIMEOUT.
+    assert account.take_slot(time.time() - 1.0) is False
+    assert time.monotonic() - started < accounts.ACQUIRE_TIMEOUT + 0.2

@@ -121,21 +121,26 @@ def page(tasks: QuerySet, query) -> Page:
     if newer_key:
         rows = list(tasks.filter(_newer_than(*newer_key)).order_by("created_at", "pk")[: size + 1])
         more, rows = len(rows) > size, rows[:size][::-1]
-        older = rows and newest_first.filter(_older_than(rows[-1].created_at, rows[-1].pk))
+        older = bool(rows) and (
+            newest_first.filter(_older_than(rows[-1].created_at, rows[-1].pk)).exists()
+        )
         return Page(
             rows,
-            older=encode_cursor(rows[-1]) if older and older.exists() else None,
+            older=encode_cursor(rows[-1]) if older else None,
             newer=encode_cursor(rows[0]) if more else None,
         )
     if older_key:
         newest_first = newest_first.filter(_older_than(*older_key))
     rows = list(newest_first[: size + 1])
     more, rows = len(rows) > size, rows[:size]
-    newer = older_key and rows and tasks.filter(_newer_than(rows[0].created_at, rows[0].pk))
+    # exists(), never the queryset's truth: that would read every newer row.
+    newer = bool(older_key and rows) and (
+        tasks.filter(_newer_than(rows[0].created_at, rows[0].pk)).exists()
+    )
     return Page(
         rows,
         older=encode_cursor(rows[-1]) if more else None,
-        newer=encode_cursor(rows[0]) if newer and newer.exists() else None,
+        newer=encode_cursor(rows[0]) if newer else None,
     )
 
 

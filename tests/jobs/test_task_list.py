@@ -119,6 +119,23 @@ def test_newer_goes_back_to_the_same_rows(client, studio, alice, page_of_3):
     assert _names(back) == _names(first) and _link(back, "Newer") is None
 
 
+def test_a_deep_page_reads_its_rows_and_only_asks_whether_others_exist(
+    client, studio, alice, page_of_3
+):
+    listed_tasks(studio, alice, 12)
+    login_in_team(client, alice, studio)
+    second = _link(client.get(reverse("jobs:task_list")), "Older")
+    third = _link(client.get(reverse("jobs:task_list") + second), "Older")
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(reverse("jobs:task_list") + third)
+    assert _link(page, "Newer") and _link(page, "Older")
+    task_rows = [q["sql"] for q in captured if 'FROM "jobs_task"' in q["sql"]]
+    # One query for the page's rows (one more than a page), one asking whether newer ones
+    # exist; never one that reads every newer row.
+    assert len(task_rows) == 2
+    assert all("LIMIT" in sql for sql in task_rows)
+
+
 def test_a_task_added_after_page_one_does_not_shift_page_two(client, studio, alice, page_of_3):
     listed_tasks(studio, alice, 6)
     login_in_team(client, alice, studio)

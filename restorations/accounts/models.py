@@ -153,8 +153,13 @@ class Team(models.Model):
         return bool(self.picwish_key_encrypted)
 
     def role_of(self, user) -> str | None:
-        membership = self.memberships.filter(user=user).first()
-        return membership.role if membership else None
+        """The user's role in the team, None for an outsider; asked once per team instance and
+        user (a page asks for each action it shows)."""
+        roles = self.__dict__.setdefault("_roles", {})
+        if user.pk not in roles:
+            membership = self.memberships.filter(user=user).first()
+            roles[user.pk] = membership.role if membership else None
+        return roles[user.pk]
 
     @classmethod
     def unique_slug(cls, base: str) -> str:

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from restorations.accounts.models import Team
@@ -101,9 +102,10 @@ class Batch(models.Model):
     def __str__(self):
         return self.display_name
 
-    @property
+    @cached_property
     def photo_count(self) -> int:
-        """Photos, not attempts: a retry keeps its original's batch but is the same photo."""
+        """Photos, not attempts: a retry keeps its original's batch but is the same photo.
+        Counted once per instance (a page shows it in several places)."""
         return self.tasks.filter(retry_of__isnull=True).count()
 
     @property

@@ -45,12 +45,14 @@ def require_write(team, user) -> None:
         raise PermissionDenied("Viewers cannot upload photos to this team.")
 
 
+def _visible_batches(user):
+    return Batch.objects.visible_to(user).select_related("team", "created_by")
+
+
 def batch_for_user(user, public_id) -> Batch:
     """A batch of one of the user's teams (any role: its page and download only read); 404 for
     anyone else, as for tasks."""
-    return get_object_or_404(
-        Batch.objects.visible_to(user).select_related("team", "created_by"), public_id=public_id
-    )
+    return get_object_or_404(_visible_batches(user), public_id=public_id)
 
 
 def visible_batch(user, public_id: str) -> Batch | None:
@@ -60,7 +62,7 @@ def visible_batch(user, public_id: str) -> Batch | None:
         public_id = uuid.UUID(str(public_id))
     except ValueError:
         return None
-    return Batch.objects.visible_to(user).select_related("team").filter(public_id=public_id).first()
+    return _visible_batches(user).filter(public_id=public_id).first()
 
 
 def upload_batch(team, token) -> Batch | None:

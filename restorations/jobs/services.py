@@ -57,7 +57,7 @@ def create_task(
     try:
         with transaction.atomic():
             if batch_token is not None:
-                batch = upload_batch(team, user, batch_token, operation)
+                batch = batch_for_upload(team, user, batch_token, operation)
             upload.save()
             task = transitions.create(
                 engine=Engine.for_team(team),
@@ -75,13 +75,14 @@ def create_task(
     return task
 
 
-def upload_batch(team, user, token: uuid.UUID, operation: str) -> Batch:
+def batch_for_upload(team, user, token: uuid.UUID, operation: str) -> Batch:
     """The batch of the upload named `token`, created by its first photo. Photos of one upload
     arrive in parallel requests: when two first photos race, the unique public id lets one
     insert and makes the other wait for it and then read its row (get_or_create), so an upload
     is one batch. Called inside the transaction that stores the photo's rows, so a photo that
     fails leaves no batch behind. A token of another team's batch is not found here (the
-    insert fails); the upload view refuses it with a 404 before anything is stored."""
+    insert fails); the upload view refuses it with a 404 before anything is stored
+    (`access.upload_batch`, which only looks the batch up)."""
     batch, _created = Batch.objects.get_or_create(
         public_id=token, team=team, defaults={"created_by": user, "operation": operation}
     )

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 from tempfile import SpooledTemporaryFile
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from restorations.jobs.models import Batch, Task
@@ -48,10 +48,8 @@ _NOT_IN_FILE_NAMES = str.maketrans({ch: "_" for ch in '<>:"/\\|?*'})
 
 
 def batch_tasks(batch: Batch) -> QuerySet:
-    """The batch's photos, each once: its latest attempt (the one nobody retried), in the order
-    they were uploaded."""
-    retried = Task.objects.filter(retry_of=OuterRef("pk"))
-    return _for_archive(Task.objects.filter(batch=batch).exclude(Exists(retried)))
+    """The batch's photos, each once: its latest attempt, oldest first."""
+    return _for_archive(Task.objects.filter(batch=batch).latest_attempts())
 
 
 def selected_tasks(tasks: Iterable[Task]) -> QuerySet:

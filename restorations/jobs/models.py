@@ -3,7 +3,7 @@ from pathlib import PurePath
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
@@ -167,6 +167,15 @@ class TaskQuerySet(models.QuerySet):
 
     def active(self) -> "TaskQuerySet":
         return self.filter(ACTIVE)
+
+    def latest_attempts(self) -> "TaskQuerySet":
+        """Each photo once, at its latest attempt: the task of its upload that no later one of
+        the same upload follows (a retry keeps the upload), however the attempts are linked."""
+        later = Task.objects.filter(upload=OuterRef("upload")).filter(
+            Q(created_at__gt=OuterRef("created_at"))
+            | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
+        )
+        return self.exclude(Exists(later))
 
 
 class Task(models.Model):

@@ -52,13 +52,15 @@ class Outcome:
 
 
 def latest_attempts(batch: Batch) -> list[Task]:
-    """The newest attempt of each photo of the batch, with its upload and its retries (which
-    services.can_retry asks about): two queries, however many photos."""
-    latest: dict[int, Task] = {}
-    tasks = batch.tasks.select_related("upload").prefetch_related("retries")
-    for task in tasks.order_by("created_at", "id"):
-        latest[task.upload_id] = task  # a later attempt replaces; the first one fixes the order
-    return list(latest.values())
+    """The newest attempt of each photo of the batch, in the order the photos were uploaded,
+    with its upload and its retries (which services.can_retry asks about): two queries,
+    however many photos."""
+    return list(
+        batch.tasks.latest_attempts()
+        .select_related("upload")
+        .prefetch_related("retries")
+        .order_by("upload__created_at", "upload_id")
+    )
 
 
 def of_batch(batch: Batch) -> Outcome:

@@ -447,4 +447,7 @@
     }
     return bytes + "\u00a0byte" + (bytes === 1 ? "" : "s");
   }
+
+  // Photos chosen while the page was still loading, before this script ran, are taken in.
+  if (picker.files.length) { addFiles(picker.files); picker.value = ""; }
 })();

@@ -26,6 +26,7 @@ def test_sign_up_upload_watch_progress_and_download(
     page.locator("#id_password2").fill("a-long pass phrase")
     page.get_by_role("button", name="Create account").click()
     page.get_by_role("link", name="Upload your first photo").click()
+    page.wait_for_url("**/tasks/new/")  # loaded, its script running: photos go one by one
 
     page.get_by_label("Photos").set_input_files(str(photo))
     page.get_by_label("Restoration").select_option(label="Old-photo repair")
@@ -63,6 +64,7 @@ def sign_in(page, live_server, username, password="correct horse battery"):
 def test_bad_file_shows_the_reason_next_to_its_name(page, live_server, alice, tmp_path):
     sign_in(page, live_server, "alice")
     page.get_by_role("link", name="Upload").first.click()
+    page.wait_for_url("**/tasks/new/")
     fake = tmp_path / "notes.jpg"
     fake.write_text("not a photo")
     page.get_by_label("Photos").set_input_files(str(fake))

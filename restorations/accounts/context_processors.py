@@ -1,4 +1,4 @@
-from restorations.accounts.teams import current_team_for
+from restorations.accounts.teams import current_team_for, teams_of
 
 
 def current_team(request):
@@ -7,5 +7,5 @@ def current_team(request):
     team = current_team_for(request)
     return {
         "current_team": team,
-        "user_teams": request.user.teams.order_by("-is_personal", "name"),
+        "user_teams": teams_of(request),
     }

@@ -5,7 +5,7 @@ from restorations.accounts import views
 urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("profile/", views.profile, name="profile"),
-    path("teams/<uuid:public_id>/switch/", views.team_switch, name="team_switch"),
+    path("teams/switch/", views.team_switch, name="team_switch"),
     # Log in, log out (POST only), password change and password reset: Django's views, with
     # the templates in templates/registration/.
     path("", include("django.contrib.auth.urls")),

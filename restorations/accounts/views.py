@@ -24,8 +24,9 @@ def signup(request):
 
 @require_POST
 @login_required
-def team_switch(request, public_id):
-    switch_team(request, public_id)
+def team_switch(request):
+    """The header's team form: work in the posted team from now on (404 for any other)."""
+    switch_team(request, request.POST.get("team", ""))
     return redirect("jobs:task_list")
 
 

@@ -161,6 +161,19 @@ def describe(outlook: Outlook | None, now: float | None = None) -> str:
     return " · ".join(parts)
 
 
+def describe_batch(outlooks: list[Outlook | None], now: float | None = None) -> str:
+    """When the last of a batch's photos in flight will likely be done, in words ("All photos
+    done in about 3 min"); "" when none is in flight. A photo that moved on since it was read
+    (no outlook) does not count."""
+    known = [outlook for outlook in outlooks if outlook is not None]
+    if not known:
+        return ""
+    if any(outlook.done_at is None for outlook in known):
+        return "Waiting for the team's PicWish key"
+    last = max(outlook.done_at for outlook in known)
+    return "All photos " + describe(Outlook(None, last), now)
+
+
 def _duration(seconds: int) -> str:
     if seconds < 90:
         return f"{seconds} s"

@@ -272,6 +272,11 @@ class Task(models.Model):
             # The team task list: newest first within a team, with the id breaking ties, so a
             # page after a cursor starts where the index range starts (restorations.jobs.listing).
             models.Index(fields=["team", "-created_at", "-id"], name="task_team_recent"),
+            # The same for a team's tasks in flight (the list's waiting and in-progress groups),
+            # a handful among a long history: read from its start, not filtered from the above.
+            models.Index(
+                fields=["team", "-created_at", "-id"], condition=ACTIVE, name="task_team_in_flight"
+            ),
             # The poll planner's queries (restorations.picwish.planning), run several times per
             # send and poll: a team's most recently finished tasks of one operation (their
             # processing times), and of all operations (the measured concurrency; the queue

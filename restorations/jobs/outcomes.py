@@ -36,8 +36,12 @@ class Outcome:
         return [task for group in self.failures for task in group.retriable]
 
     @property
+    def photos_in_flight(self) -> list[Task]:
+        return [task for task in self.photos if not task.is_final]
+
+    @property
     def in_flight(self) -> bool:
-        return any(not task.is_final for task in self.photos)
+        return bool(self.photos_in_flight)
 
     @property
     def failures_version(self) -> str:
@@ -53,12 +57,10 @@ class Outcome:
 
 def latest_attempts(batch: Batch) -> list[Task]:
     """The newest attempt of each photo of the batch, in the order the photos were uploaded,
-    with its upload and its retries (which services.can_retry asks about): two queries,
-    however many photos."""
+    with its upload and team: one query, however many photos."""
     return list(
         batch.tasks.latest_attempts()
-        .select_related("upload")
-        .prefetch_related("retries")
+        .select_related("upload", "team")
         .order_by("upload__created_at", "upload_id")
     )
 
@@ -73,7 +75,8 @@ def of_batch(batch: Batch) -> Outcome:
             info = task.state_info
             failed.setdefault((info.reason, info.advice), []).append(task)
     failures = [
-        FailureGroup(reason, advice, tasks, [t for t in tasks if services.can_retry(t)])
+        # A latest attempt is never retried: whether a retry would help is all there is to ask.
+        FailureGroup(reason, advice, tasks, [t for t in tasks if services.retry_would_help(t)])
         for (reason, advice), tasks in failed.items()
     ]
     failures.sort(key=lambda group: -group.count)  # stable: equal counts keep upload order

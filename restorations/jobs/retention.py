@@ -59,16 +59,17 @@ def _any(conditions) -> Q:
     return functools.reduce(operator.or_, conditions)
 
 
-def files_expire_at(upload: Upload) -> datetime | None:
-    """When the retention job may delete the photo's files: its team's retention period after
-    the last of its attempts finished; None while one is still in flight (or has no finish time),
-    or once they are deleted."""
+def files_expire_at(task: Task) -> datetime | None:
+    """When the retention job may delete the files of the task's photo: its team's retention
+    period after the last of the photo's attempts finished; None while one is still in flight
+    (or has no finish time), or once they are deleted."""
+    upload = task.upload
     if upload.files_deleted_at is not None:
         return None
-    finishes = [task.finished_at for task in upload.tasks.only("state", "finished_at")]
+    finishes = [attempt.finished_at for attempt in upload.tasks.only("state", "finished_at")]
     if not finishes or None in finishes:
         return None
-    return max(finishes) + upload.team.retention_days * ONE_DAY
+    return max(finishes) + task.team.retention_days * ONE_DAY
 
 
 def delete_expired(now: datetime | None = None, *, run_seconds: float = RUN_SECONDS) -> int:

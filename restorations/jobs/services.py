@@ -151,11 +151,16 @@ def cancel(task: Task, user) -> bool:
 def can_retry(task: Task) -> bool:
     """A failure a retry can help, not retried yet (its retry is the attempt to retry), whose
     original is still stored."""
+    return retry_would_help(task) and not task.retries.exists()
+
+
+def retry_would_help(task: Task) -> bool:
+    """A failure a retry can help, whose original is still stored; whether it was retried
+    already is not asked (a photo's latest attempt never was: `TaskQuerySet.latest_attempts`)."""
     return (
         task.state_info.is_failure
         and task.state_info.retry_can_help
         and task.upload.files_deleted_at is None
-        and not task.retries.exists()
     )
 
 

@@ -1,4 +1,4 @@
-// Live progress, the operation's option group, and the team switcher. No build step.
+// Live progress and the operation's option group. No build step.
 (function () {
   "use strict";
 
@@ -14,17 +14,6 @@
     };
     operation.addEventListener("change", showOptions);
     showOptions();
-  }
-
-  // Switch team from the header.
-  var teamSelect = document.getElementById("team-select");
-  if (teamSelect) {
-    teamSelect.addEventListener("change", function () {
-      var form = document.getElementById("team-switch");
-      form.action = teamSelect.dataset.switchUrl.replace(
-        "00000000-0000-0000-0000-000000000000", teamSelect.value);
-      form.submit();
-    });
   }
 
   // Live progress: one request per refresh for every task on the page still in flight
@@ -93,6 +82,10 @@
       failures.innerHTML = summary.failures_html;  // the server's own fragment, escaped there
       failures.dataset.version = summary.failures_version;
     }
+    var outlook = element.querySelector(".js-batch-outlook");
+    if (outlook) { outlook.textContent = summary.outlook; }
+    var download = element.querySelector(".js-download");
+    if (download) { download.hidden = !summary.counts.done; }  // a first result: "Download all"
     if (summary.final) { element.dataset.final = "1"; }
   }
 

@@ -297,6 +297,10 @@
     Promise.all(entries.map(function (e) { return e.checked; })).then(start);
   });
 
+  // The upload in progress: the fields every photo's request carries (its token among them),
+  // the photos still to send, how many are on their way, and the batch they made.
+  var fields = [], queue = [], active = 0, batchUrl = null;
+
   function start() {
     var list = entries.filter(function (e) { return e.state === "ready"; });
     if (!list.length) {
@@ -306,27 +310,40 @@
       return;
     }
     form.elements.upload.value = newToken();  // a new upload, a new batch
-    var fields = [];
+    fields = [];
     new FormData(form).forEach(function (value, name) {
       if (name !== "photos") { fields.push([name, value]); }
     });
+    queue = list;
+    batchUrl = null;
     lock(true);
-    var next = 0, active = 0, batchUrl = null;
     outcome.hidden = true;
-    function pump() {
-      while (active < PARALLEL && next < list.length) {
-        active += 1;
-        send(list[next++], fields, function (answer) {
-          active -= 1;
-          if (answer && answer.batch_url) { batchUrl = answer.batch_url; }
-          if (next < list.length) { pump(); } else if (!active) { finish(batchUrl); }
-        });
-      }
-    }
     pump();
   }
 
-  function send(entry, fields, done) {
+  function pump() {
+    while (active < PARALLEL && queue.length) {
+      active += 1;
+      send(queue.shift(), function (answer) {
+        active -= 1;
+        if (answer && answer.batch_url) { batchUrl = answer.batch_url; }
+        if (queue.length) { pump(); } else if (!active) { finish(batchUrl); }
+      });
+    }
+  }
+
+  // A photo whose request failed for a passing reason goes again, into the same upload.
+  function sendAgain(entry) {
+    if (!running) {
+      running = true;
+      lock(true);
+      outcome.hidden = true;
+    }
+    queue.push(entry);
+    pump();
+  }
+
+  function send(entry, done) {
     var data = new FormData();
     fields.forEach(function (pair) { data.append(pair[0], pair[1]); });
     data.append("photo", entry.file, entry.file.name);
@@ -336,6 +353,8 @@
     entry.state = "sending";
     show(entry, "Sending…", "");
     var request = new XMLHttpRequest();
+    // Until the last byte is sent the photo can be stopped; after that the server decides.
+    var stop = rowButton(entry, "Cancel", "Cancel the upload of ", function () { request.abort(); });
     request.open("POST", photoUrl);
     request.setRequestHeader("Accept", "application/json");
     request.upload.addEventListener("progress", function (event) {
@@ -344,7 +363,9 @@
         entry.row.querySelector(".file-state").textContent = "Sending… " + bar.value + "%";
       }
     });
+    request.upload.addEventListener("load", function () { stop.remove(); });
     request.addEventListener("load", function () {
+      stop.remove();
       var answer = parse(request.responseText);
       if (request.status === 201 && answer && answer.task_url) {
         bar.value = 100;
@@ -356,30 +377,60 @@
         entry.row.querySelector(".file-state").appendChild(link);
         done(answer);
       } else {
-        failed(entry, (answer && answer.error) || unexpected(request.status));
+        failed(entry, (answer && answer.error) || unexpected(request.status),
+          passing(request.status));
         done(null);
       }
     });
     request.addEventListener("error", function () {
-      failed(entry, "The connection broke while this photo was sent. Upload it again.");
+      stop.remove();
+      failed(entry, "The connection broke while this photo was sent.", true);
+      done(null);
+    });
+    request.addEventListener("abort", function () {
+      entry.state = "canceled";
+      bar.hidden = true;
+      show(entry, "Canceled", "");
       done(null);
     });
     request.send(data);
   }
 
-  function failed(entry, message) {
+  // A button in the photo's row, named for the photo ("Cancel the upload of beach.jpg").
+  function rowButton(entry, text, label, action) {
+    var control = document.createElement("button");
+    control.type = "button";
+    control.className = "link";
+    control.textContent = text;
+    control.setAttribute("aria-label", label + entry.name);
+    control.addEventListener("click", function () { control.remove(); action(); });
+    entry.row.querySelector(".file-upload").appendChild(control);
+    return control;
+  }
+
+  function failed(entry, message, canTryAgain) {
     entry.state = "failed";
     entry.row.querySelector("progress").hidden = true;
     show(entry, "Not uploaded", message);
+    if (canTryAgain) {
+      rowButton(entry, "Try again", "Upload again: ", function () { sendAgain(entry); });
+    }
+  }
+
+  // Whether a refusal may pass: the server busy or failing, or the session ended (sign in
+  // again in another tab, then try again); never a refusal of the photo itself.
+  function passing(status) {
+    return status === 0 || status === 200 || status === 429 || status >= 500;
   }
 
   function unexpected(status) {
     if (status === 200) {  // a login page: the session ended
-      return "You were signed out. Sign in again, then upload this photo again.";
+      return "You were signed out. Sign in again, then try again.";
     }
     if (status === 403) { return "You may not upload photos to this team."; }
     if (status === 413) { return "The server refused a file this large."; }
-    return "The server could not take this photo (error " + status + "). Upload it again.";
+    if (status === 429) { return "The server is busy. Try again in a moment."; }
+    return "The server could not take this photo (error " + status + ").";
   }
 
   function parse(text) {

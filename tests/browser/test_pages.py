@@ -201,3 +201,21 @@ def test_the_keyboard_skips_to_the_content_and_shows_where_it_is(page, live_serv
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.textContent.trim()")
     assert focused == "Create an account"  # the first control of the content, not the header
+
+
+def test_the_team_is_switched_by_its_button_never_by_arrowing_through_the_list(
+    page, live_server, studio, alice
+):
+    sign_in(page, live_server, alice)
+    page.goto(f"{live_server.url}/tasks/")
+    team = page.get_by_label("Team")
+    assert team.locator("option:checked").inner_text() == alice.personal_team().name
+    page.evaluate("() => { window.notReloaded = true; }")
+    team.focus()
+    page.keyboard.press("ArrowDown")  # a keyboard user reading the choices
+    page.wait_for_timeout(500)
+    assert team.locator("option:checked").inner_text() == "Studio"
+    assert page.evaluate("() => window.notReloaded") is True  # still the same page
+    page.get_by_role("button", name="Switch").click()
+    page.wait_for_url("**/tasks/")
+    assert page.get_by_label("Team").locator("option:checked").inner_text() == "Studio"

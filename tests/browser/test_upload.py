@@ -165,6 +165,65 @@ def test_photos_chosen_before_the_script_ran_are_taken_in(page, live_server, ali
     assert page.get_by_text("Total for 1 photo").is_visible()
 
 
+def test_a_photo_stopped_while_it_is_sent_leaves_nothing_and_the_others_go_on(
+    page, live_server, alice, tmp_path
+):
+    large = tmp_path / "large.png"
+    large.write_bytes(photo_bytes(1000, 800, fmt="PNG", seed=5))  # about 2.4 MB of noise
+    small = tmp_path / "small.png"
+    small.write_bytes(photo_bytes(200, 150, fmt="PNG", seed=6))
+    _sign_in(page, live_server, alice)
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(  # 200 KB/s up: the large photo takes seconds to send
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 200_000},
+    )
+    page.get_by_label("Photos").set_input_files([str(large), str(small)])
+    page.get_by_role("button", name="Upload and restore").click()
+    page.get_by_role("button", name="Cancel the upload of large.png").click()
+    expect(_row(page, "large.png").locator(".file-state")).to_have_text("Canceled")
+    expect(
+        _row(page, "small.png").get_by_role("link", name="Uploaded: see its restoration")
+    ).to_be_visible()
+    expect(page.get_by_text("1 photo uploaded, 1 not")).to_be_visible()
+    assert list(Task.objects.values_list("upload__original_name", flat=True)) == ["small.png"]
+
+
+def test_a_photo_the_server_could_not_take_is_sent_again_into_the_same_upload(
+    page, live_server, alice, tmp_path
+):
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    first.write_bytes(photo_bytes(200, 150, fmt="PNG", seed=7))
+    second.write_bytes(photo_bytes(200, 150, fmt="PNG", seed=8))
+    _sign_in(page, live_server, alice)
+    refused = []
+
+    def busy_once(route):
+        if b'filename="second.png"' in route.request.post_data_buffer and not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=503, body="busy")
+        else:
+            route.continue_()
+
+    page.route("**/tasks/new/photo/", busy_once)
+    page.get_by_label("Photos").set_input_files([str(first), str(second)])
+    page.get_by_role("button", name="Upload and restore").click()
+    row = _row(page, "second.png")
+    expect(row.locator(".file-message")).to_have_text(
+        "The server could not take this photo (error 503)."
+    )
+    expect(page.get_by_text("1 photo uploaded, 1 not")).to_be_visible()
+    page.get_by_role("button", name="Upload again: second.png").click()
+    expect(row.get_by_role("link", name="Uploaded: see its restoration")).to_be_visible()
+    expect(page.get_by_text("2 photos uploaded.")).to_be_visible()
+    assert refused and Batch.objects.count() == 1  # the same upload, one batch
+    assert sorted(Task.objects.values_list("upload__original_name", flat=True)) == [
+        "first.png",
+        "second.png",
+    ]
+
+
 def test_the_batch_page_counts_and_failures_follow_the_photos_without_a_reload(
     page, live_server, alice
 ):
@@ -176,6 +235,9 @@ def test_the_batch_page_counts_and_failures_follow_the_photos_without_a_reload(
     _sign_in(page, live_server, alice)
     page.goto(f"{live_server.url}/tasks/batches/{batch.public_id}/")
     assert _count(page, "in_progress") == "3"
+    expect(page.locator(".js-batch-outlook")).to_contain_text("All photos done")
+    download_all = page.get_by_role("link", name="Download all")
+    assert download_all.is_hidden()  # nothing to download yet
     page.evaluate("() => { window.notReloaded = true; }")
 
     first, second, third = working
@@ -190,6 +252,8 @@ def test_the_batch_page_counts_and_failures_follow_the_photos_without_a_reload(
     Task.objects.filter(pk=third.pk).update(state=State.COMPLETED, progress=100)
     page.wait_for_function("() => document.querySelector('#batch').dataset.final === '1'")
     assert _count(page, "done") == "1" and _count(page, "in_progress") == "0"
+    expect(download_all).to_be_visible()  # the first result, without a reload
+    expect(page.locator(".js-batch-outlook")).to_have_text("")
     assert page.evaluate("() => window.notReloaded") is True
     seen = len(asked)
     page.wait_for_timeout(5000)  # two and a half refresh periods

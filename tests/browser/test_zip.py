@@ -26,6 +26,7 @@ def test_tick_two_done_rows_and_download_them_as_a_zip(page, live_server, studio
     page.get_by_label("Password").fill("correct horse battery")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_label("Team").select_option(label="Studio")
+    page.get_by_role("button", name="Switch").click()
     page.get_by_label("Select Grandad 1961.png").check()
     page.get_by_label("Select Wedding.png").check()
     with page.expect_download() as download_info:

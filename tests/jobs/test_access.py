@@ -131,7 +131,7 @@ def test_task_list_shows_only_the_current_teams_tasks(client, alice, charlie, ta
 
 def test_switching_to_a_team_you_are_not_in_is_404(client, charlie, studio):
     client.force_login(charlie)
-    response = client.post(reverse("team_switch", args=[studio.public_id]))
+    response = client.post(reverse("team_switch"), {"team": str(studio.public_id)})
     assert response.status_code == 404
 
 

@@ -3,17 +3,18 @@ failures grouped by reason with retries of exactly the retriable ids, its photos
 counts on the one live endpoint."""
 
 import re
+import time
+from datetime import datetime
 
 import pytest
 from django.db import connection
-from django.http import HttpResponse
 from django.test.utils import CaptureQueriesContext
-from django.urls import include, path, reverse
+from django.urls import reverse
+from django.utils import timezone
 
-from config import urls as site_urls
-from restorations.jobs import services
-from restorations.jobs import urls as job_urls
-from restorations.jobs.models import Batch, Task
+from restorations.jobs import estimates, services
+from restorations.jobs.estimates import Outlook
+from restorations.jobs.models import Batch, Engine, Task
 from restorations.jobs.states import State, describe
 from tests.factories import listed_tasks, login_in_team, stored_task
 
@@ -259,34 +260,49 @@ def test_the_live_answers_queries_do_not_grow_with_the_batch(
         _live(client, many, batch.public_id)
 
 
-def _download(request, public_id):
-    return HttpResponse()
+@pytest.mark.usefixtures("planned_picwish")
+def test_a_picwish_batchs_live_answer_takes_at_most_ten_queries(
+    client, studio, alice, batch, django_assert_max_num_queries
+):
+    """The dashboard's target, with every estimate worked out: photos PicWish is processing and
+    photos waiting to be sent, each with its outlook, and the batch's failures."""
+    now = timezone.now()
+    at_picwish = {"batch": batch, "engine": Engine.PICWISH}
+    working = listed_tasks(
+        studio, alice, 3, name="working{n}.png", state=State.PROCESSING, submitted_at=now,
+        processing_started_at=now, **at_picwish,
+    )  # fmt: skip
+    waiting = listed_tasks(
+        studio, alice, 2, name="waiting{n}.png", state=State.WAITING_TO_SEND, **at_picwish
+    )
+    _photos(batch, alice, 2, State.SERVICE_ERROR, "busy")
+    login_in_team(client, alice, studio)
+    with django_assert_max_num_queries(10):
+        answer = _live(client, working + waiting, batch.public_id)
+    assert len(answer["tasks"]) == 5
+    assert all("done in about" in row["outlook"] for row in answer["tasks"])
+    assert answer["batch"]["counts"]["failed"] == 2 and "Retry these 2" in _failures(answer)
+    # The batch finishes with its last photo: the latest of the rows' expected finishes.
+    last = Outlook(None, max(datetime.fromisoformat(row["done_at"]) for row in answer["tasks"]))
+    now = time.time()  # a moment after the answer was made
+    said = {"All photos " + estimates.describe(last, now - lag) for lag in (0, 1)}
+    assert answer["batch"]["outlook"] in said and "done in about" in answer["batch"]["outlook"]
 
 
-urlpatterns = [
-    path(
-        "tasks/",
-        include(
-            (
-                [
-                    *job_urls.urlpatterns,
-                    path("batches/<uuid:public_id>/download/", _download, name="batch_download"),
-                ],
-                "jobs",
-            )
-        ),
-    ),
-    *(pattern for pattern in site_urls.urlpatterns if str(pattern.pattern) != "tasks/"),
-]
+def _failures(answer) -> str:
+    return answer["batch"]["failures_html"]
 
 
-@pytest.mark.urls(__name__)
-def test_download_all_is_offered_once_a_result_is_done_where_the_zip_view_exists(
+def test_download_all_shows_once_a_result_is_done_and_the_live_answer_says_when(
     client, studio, alice, batch
 ):
     (working,) = _photos(batch, alice, 1, State.PROCESSING, "w")
     login_in_team(client, alice, studio)
-    assert "Download all" not in _page(client, batch).content.decode()
+    link = f'<a class="button primary" href="/tasks/batches/{batch.public_id}/download/">'
+    html = _page(client, batch).content.decode()
+    assert f'<p class="downloads js-download" hidden>{link}Download all</a>' in html
+    assert _live(client, [working], batch.public_id)["batch"]["counts"]["done"] == 0
     Task.objects.filter(pk=working.pk).update(state=State.COMPLETED)
     html = _page(client, batch).content.decode()
-    assert f'href="/tasks/batches/{batch.public_id}/download/">Download all</a>' in html
+    assert f'<p class="downloads js-download">{link}Download all</a>' in html
+    assert _live(client, [], batch.public_id)["batch"]["counts"]["done"] == 1  # desk.js shows it

@@ -14,7 +14,7 @@ from django.utils import timezone
 from restorations.jobs import services, transitions
 from restorations.jobs.models import Engine, EventKind, Task, Upload
 from restorations.jobs.states import State
-from tests.factories import photo_bytes, restored_task, stored_task
+from tests.factories import login_in_team, photo_bytes, restored_task, stored_task
 
 pytestmark = pytest.mark.django_db
 
@@ -242,6 +242,20 @@ def test_a_second_click_on_retry_makes_no_third_attempt(client, alice, task):
     assert "already sent again as attempt 2" in second.content.decode()
     assert services.retry(task, alice) == made  # a second click that passed the view's check
     assert Task.objects.count() == 2
+
+
+def test_a_retried_photos_pages_take_at_most_ten_queries_each(
+    client, alice, task, django_assert_max_num_queries
+):
+    """The dashboard's target: the page of an attempt and of its retry, in a team chosen in the
+    session, each within 10 queries (the session and user included)."""
+    services.fail(task, State.SERVICE_ERROR)
+    new = services.retry(task, alice)
+    login_in_team(client, alice, task.team)
+    for attempt, shown in ((task, "Retried as"), (new, "Attempt 2")):
+        with django_assert_max_num_queries(10):
+            response = client.get(reverse("jobs:task_detail", args=[attempt.public_id]))
+        assert shown in response.content.decode()
 
 
 def test_cancel_from_the_page_and_the_timeline_says_who(client, bob, task):

@@ -1,7 +1,7 @@
 """Where each photo in flight stands: its place in the queue and when it will likely be done."""
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -162,3 +162,13 @@ def test_outlooks_in_words(ahead, seconds, words):
     now = timezone.now()
     done_at = None if seconds is None else now + timedelta(seconds=seconds)
     assert estimates.describe(Outlook(ahead, done_at), now=now.timestamp()) == words
+
+
+def test_a_batch_is_done_with_its_last_photo_and_waits_with_any_that_waits_for_a_key():
+    now = time.time()
+    soon, later = (Outlook(0, datetime.fromtimestamp(now + s, tz=UTC)) for s in (30.4, 200.4))
+    assert estimates.describe_batch([soon, None, later], now) == "All photos done in about 4 min"
+    assert estimates.describe_batch([soon, Outlook(2, None)], now) == (
+        "Waiting for the team's PicWish key"
+    )
+    assert estimates.describe_batch([None], now) == ""  # nothing in flight any more

@@ -87,7 +87,7 @@ def test_the_period_counts_from_the_photos_last_attempt(old, alice):
     _finished_days_ago(retry, 3)
     assert retention.delete_expired() == 0  # the last attempt finished 3 days ago
     last_finish = Task.objects.get(pk=retry.pk).finished_at
-    assert retention.files_expire_at(old.upload) == last_finish + timedelta(days=30)
+    assert retention.files_expire_at(old) == last_finish + timedelta(days=30)
     _finished_days_ago(retry, 30.1)
     assert retention.delete_expired() == 1
 
@@ -97,7 +97,7 @@ def test_a_final_task_without_a_finish_time_keeps_its_photo(studio, alice):
     Task.objects.filter(pk=task.pk).update(state=State.CANCELED, finished_at=None)
     Upload.objects.filter(pk=task.upload_id).update(created_at=timezone.now() - timedelta(days=90))
     assert retention.delete_expired() == 0
-    assert retention.files_expire_at(task.upload) is None
+    assert retention.files_expire_at(task) is None
 
 
 def test_after_deletion_the_page_says_so_and_offers_no_files(client, alice, old):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from restorations.jobs import listing, states
 from restorations.jobs.models import Batch, Task, Upload
 from restorations.jobs.states import Group, State
-from tests.factories import listed_tasks, login_in_team
+from tests.factories import listed_tasks, login_in_team, plan
 
 pytestmark = pytest.mark.django_db
 
@@ -213,3 +213,20 @@ def test_the_name_search_can_read_the_trigram_index(studio, alice):
         cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table would be scanned
         plan = Upload.objects.filter(original_name__icontains="hoto1").explain()
     assert "upload_name_trgm" in plan
+
+
+@pytest.mark.parametrize("group", [Group.WAITING, Group.IN_PROGRESS])
+def test_a_group_in_flight_is_read_from_its_own_index(studio, alice, group):
+    """A team's tasks in flight are a handful among its history: their filters read the partial
+    index of tasks in flight in the list's order, not the whole history (PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the list's indexes are checked on PostgreSQL (set DATABASE_URL)")
+    listed_tasks(studio, alice, 500, state=State.COMPLETED)
+    listed_tasks(studio, alice, 5, state=State.PROCESSING)
+    listed_tasks(studio, alice, 5, state=State.WAITING_TO_SEND)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_task")
+    filtered = listing.Filters.from_query({"group": group}).apply(Task.objects.filter(team=studio))
+    explained = plan(filtered.order_by("-created_at", "-pk")[: listing.PAGE_SIZE + 1])
+    assert "using task_team_in_flight on jobs_task" in explained, explained
+    assert "Sort" not in explained, explained

@@ -19,7 +19,7 @@ from restorations.jobs.models import Engine, Task
 from restorations.jobs.operations import Operation
 from restorations.jobs.states import State
 from restorations.picwish import planning
-from tests.factories import scale_tasks
+from tests.factories import plan, scale_tasks
 
 pytestmark = pytest.mark.django_db
 HISTORY = 1000
@@ -61,12 +61,6 @@ def history(studio, alice):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE jobs_task")
     return studio
-
-
-def plan(queryset) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")  # until the test's transaction ends
-    return queryset.explain()
 
 
 def recent_one_operation(team):

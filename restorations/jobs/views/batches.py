@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from restorations.accounts.models import WRITE_ROLES
+from restorations.accounts.teams import can_write
 from restorations.jobs import outcomes
 from restorations.jobs.access import batch_for_user
 from restorations.jobs.states import Group
@@ -27,10 +27,7 @@ def batch_detail(request, public_id):
             "live": live,
             "groups": [(group, label, outcome.counts[group]) for group, label in Group.choices],
             "rows": [(task, live_status(task)) for task in outcome.photos],
-            "can_write": batch.team.role_of(request.user) in WRITE_ROLES,
+            "can_write": can_write(request, batch.team),
             "list_url": reverse("jobs:task_list") + f"?batch={batch.public_id}",
-            "download_url": reverse("jobs:batch_download", args=[batch.public_id])
-            if outcome.counts[Group.DONE]
-            else None,
         },
     )

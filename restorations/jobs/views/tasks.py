@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -13,8 +14,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from restorations.accounts.models import WRITE_ROLES
-from restorations.accounts.teams import current_team_for
+from restorations.accounts.teams import can_write, current_team_for
 from restorations.jobs import (
     bulk,
     estimates,
@@ -57,7 +57,7 @@ def task_list(request):
             "groups": states.Group.choices,
             "operations": Operation.choices,
             "has_tasks": bool(page.tasks) or tasks.exists(),
-            "can_write": team.role_of(request.user) in WRITE_ROLES,
+            "can_write": can_write(request, team),
         },
     )
 
@@ -78,38 +78,48 @@ def task_live(request):
         public_ids = [uuid.UUID(part.strip()) for part in ids]
     except ValueError:
         return JsonResponse({"error": "The ids must be task ids, separated by commas."}, status=400)
-    tasks = tasks_for_user(request.user, public_ids)
-    answer = {"tasks": [live for _, live in live_rows(tasks)]}
+    batch = visible_batch(request.user, request.GET["batch"]) if "batch" in request.GET else None
+    outcome = outcomes.of_batch(batch) if batch else None
+    # A batch's photos answer for their own rows; only other ids are looked up.
+    photos = {task.public_id: task for task in outcome.photos} if outcome else {}
+    tasks = [photos[pk] for pk in dict.fromkeys(public_ids) if pk in photos]
+    others = [pk for pk in public_ids if pk not in photos]
+    if others:
+        tasks += tasks_for_user(request.user, others)
+    tasks.sort(key=lambda task: (task.created_at, task.pk), reverse=True)  # newest first
+    # The outlooks of the rows and of the batch's photos in flight, worked out together: a few
+    # queries per team, whatever the number of photos.
+    in_flight = outcome.photos_in_flight if outcome else []
+    outlooks = estimates.outlooks({task.pk: task for task in [*tasks, *in_flight]}.values())
+    answer = {"tasks": [live_status(task, outlooks.get(task.pk)) for task in tasks]}
     if "batch" in request.GET:
-        batch = visible_batch(request.user, request.GET["batch"])
-        answer["batch"] = batch_live(request, batch) if batch else None
+        answer["batch"] = batch_live(request, batch, outcome, outlooks) if batch else None
     return JsonResponse(answer)
 
 
-def live_rows(tasks) -> list[tuple[Task, dict]]:
-    """Each task with what the pages show live of it; the outlooks of those in flight are
-    worked out together (a few queries per team, whatever the number of rows)."""
-    tasks = list(tasks)
-    outlooks = estimates.outlooks(tasks)
-    return [(task, live_status(task, outlooks.get(task.pk))) for task in tasks]
-
-
-def batch_live(request, batch, outcome: outcomes.Outcome | None = None) -> dict:
-    """A batch's counts by state group and its failures (the page's own fragment), for the
-    batch page and its live refreshes."""
-    outcome = outcome or outcomes.of_batch(batch)
+def batch_live(
+    request, batch, outcome: outcomes.Outcome, outlooks: dict[int, estimates.Outlook] | None = None
+) -> dict:
+    """A batch's counts by state group, its failures (the page's own fragment) and, given the
+    outlooks of its photos in flight, when the last of them will likely be done: for the batch
+    page and its live refreshes."""
     return {
         "id": str(batch.public_id),
         "photos": len(outcome.photos),
         "counts": outcome.counts,
         "final": not outcome.in_flight,
+        "outlook": estimates.describe_batch(
+            [outlooks.get(task.pk) for task in outcome.photos_in_flight]
+        )
+        if outlooks is not None
+        else "",
         "failures_version": outcome.failures_version,
         "failures_html": render_to_string(
             "jobs/_batch_failures.html",
             {
                 "batch": batch,
                 "outcome": outcome,
-                "can_write": batch.team.role_of(request.user) in WRITE_ROLES,
+                "can_write": can_write(request, batch.team),
             },
             request=request,
         ),
@@ -118,7 +128,7 @@ def batch_live(request, batch, outcome: outcomes.Outcome | None = None) -> dict:
 
 def live_status(task: Task, outlook: estimates.Outlook | None = None) -> dict:
     """What the pages show live of a task; its outlook (place in the queue, expected finish)
-    when given, worked out for many tasks at once by live_rows."""
+    when given, worked out for many tasks at once by `estimates.outlooks`."""
     info = task.state_info
     return {
         "id": str(task.public_id),
@@ -209,6 +219,8 @@ def back_to_list(request) -> str:
 @login_required
 def task_detail(request, public_id):
     task = task_for_user(request.user, public_id)
+    # The attempts made from this one, read once: the header, the timeline and can_retry ask.
+    prefetch_related_objects([task], Prefetch("retries", Task.objects.order_by("created_at")))
     attempt = services.attempt_number(task)
     upload = task.upload
     events = task.events.select_related("actor")
@@ -219,13 +231,13 @@ def task_detail(request, public_id):
             "task": task,
             "info": task.state_info,
             "attempt": attempt,
-            "retries": task.retries.order_by("created_at"),
+            "retries": task.retries.all(),
             "timeline": timeline.entries(task, events, attempt=attempt),
-            "can_write": task.team.role_of(request.user) in WRITE_ROLES,
+            "can_write": can_write(request, task.team),
             "can_retry": services.can_retry(task),
             "compare": _comparison(task),
             "retention_days": task.team.retention_days,
-            "files_expire_at": retention.files_expire_at(upload),
+            "files_expire_at": retention.files_expire_at(task),
             "files_deleted_at": upload.files_deleted_at,
         },
     )

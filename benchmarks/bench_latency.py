@@ -13,12 +13,21 @@ timeline, the time from the upload (Task.created_at) to:
 
 and prints them per photo with the median and the maximum.
 
+With --burst, it measures the estimates instead: each round uploads all the photos at once
+(one `restore` of them all, one batch) and, every half second until all are done, reads the
+outlook the pages would show of each photo in flight (`estimates.outlooks`: its place in the
+queue and its expected finish), then prints how far those expected finishes were from the
+actual ones (median and p90 of the absolute error, and the median signed error), for photos
+still queued ("waiting") and being restored ("processing"). The first round runs on a fresh
+database, with nothing measured yet; the later ones on what the first taught.
+
 Setups: "embedded", SQLite and the file-system broker in a temporary DESK_VAR_DIR (always), and
 "redis", Redis and PostgreSQL, when CELERY_BROKER_URL is a Redis URL and DATABASE_URL a
 PostgreSQL one. The redis setup uses a database of its own on that server (created for the run
 and dropped after it) and purges the broker's queues: give it a Redis database of its own.
 
     python benchmarks/bench_latency.py [--photos 10] [--gap 1.0] [--setup embedded|redis]
+    python benchmarks/bench_latency.py --burst [--rounds 2] [--photos 10]
 """
 
 import argparse
@@ -147,6 +156,8 @@ class Run:
                 self.args.operation,
                 "--seed",
                 str(self.args.seed),
+                "--rounds",
+                str(self.args.rounds if self.args.burst else 0),
             )
         finally:
             self.stop()
@@ -166,6 +177,9 @@ def describe(setup: str) -> str:
 
 
 def report(setup: str, rows: list[dict], args) -> None:
+    if args.burst:
+        report_estimates(setup, rows, args)
+        return
     print(f"\n{describe(setup)}: {len(rows)} photos one at a time, {args.operation}")
     print(f"{'photo':<16}{'upload→processing':>20}{'upload→completed':>19}")
     for row in rows:
@@ -181,6 +195,27 @@ def report(setup: str, rows: list[dict], args) -> None:
             values = [row[field] for row in rows if row.get(field) is not None]
             cells += f"{_seconds(pick(values) if values else None):>{width}}"
         print(f"{name:<16}{cells}")
+
+
+def report_estimates(setup: str, rows: list[dict], args) -> None:
+    print(
+        f"\n{describe(setup)}: {args.photos} photos at once, {args.operation}, "
+        f"{args.rounds} rounds; outlooks every 0.5 s, error = expected minus actual finish"
+    )
+    print(f"{'round':<8}{'phase':<12}{'samples':>8}  |error| median / p90   bias (median signed)")
+    for n in sorted({row["round"] for row in rows}):
+        errors = [tuple(e) for row in rows if row["round"] == n for e in row["errors"]]
+        took = max(row["took"] for row in rows if row["round"] == n)
+        for phase in ("waiting", "processing", "all"):
+            signed = [error for p, error in errors if phase in ("all", p)]
+            if signed:
+                absolute = sorted(abs(error) for error in signed)
+                p90 = absolute[min(len(absolute) - 1, int(0.9 * len(absolute)))]
+                print(
+                    f"{n:<8}{phase:<12}{len(signed):>8}  {statistics.median(absolute):6.2f} / "
+                    f"{p90:6.2f} s     {statistics.median(signed):+6.2f} s"
+                )
+        print(f"{'':<8}the last photo was done {took:.1f} s after the upload")
 
 
 def _seconds(value: float | None) -> str:
@@ -201,6 +236,10 @@ def main() -> None:
         choices=["embedded", "redis"],
         help="default: embedded, and redis when CELERY_BROKER_URL and DATABASE_URL name them",
     )
+    parser.add_argument(
+        "--burst", action="store_true", help="upload the photos at once; measure the estimates"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --burst: uploads in turn")
     parser.add_argument("--json", metavar="FILE", help="also write every row here")
     parser.add_argument(
         "--keep", action="store_true", help="keep each setup's temporary folder (and its logs)"
@@ -230,6 +269,7 @@ def measure(argv: list[str]) -> None:
     parser.add_argument("--gap", type=float, required=True)
     parser.add_argument("--operation", required=True)
     parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--rounds", type=int, required=True)
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
@@ -250,6 +290,10 @@ def measure(argv: list[str]) -> None:
     folder = Path(settings.VAR_DIR) / "photos"
     folder.mkdir(exist_ok=True)
     paths = [save_photo(name, folder) for name in PHOTOS]
+    if args.rounds:
+        for n in range(1, args.rounds + 1):
+            burst(n, [paths[i % len(paths)] for i in range(args.photos)], args.operation)
+        return
     rng = random.Random(args.seed)
     for n in range(args.photos):
         path = paths[n % len(paths)]
@@ -276,6 +320,52 @@ def measure(argv: list[str]) -> None:
         }
         print(json.dumps(row), flush=True)
         time.sleep(args.gap + rng.uniform(0, 1))  # idle, at a random phase of any polling
+
+
+def burst(round_number: int, paths: list[Path], operation: str) -> None:
+    """Upload `paths` at once, sample the outlook of each photo in flight every half second
+    until all are done, and print each photo's errors (expected minus actual finish)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from restorations.jobs import estimates
+    from restorations.jobs.models import Task
+
+    out = StringIO()
+    call_command(
+        "restore", *map(str, paths), user=USERNAME, json=True, operation=operation, stdout=out
+    )
+    ids = [json.loads(line)["id"] for line in out.getvalue().splitlines() if line.startswith("{")]
+    pks = list(Task.objects.filter(public_id__in=ids).values_list("pk", flat=True))
+    samples: dict[int, list[tuple[float | None, bool]]] = {pk: [] for pk in pks}
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        in_flight = list(
+            Task.objects.filter(pk__in=pks).select_related("team", "upload").order_by("pk")
+        )
+        in_flight = [task for task in in_flight if not task.is_final]
+        if not in_flight:
+            break
+        for pk, outlook in estimates.outlooks(in_flight).items():
+            done_at = outlook.done_at.timestamp() if outlook.done_at else None
+            samples[pk].append((done_at, outlook.ahead is not None))
+        time.sleep(0.5)
+    for task in Task.objects.filter(pk__in=pks).select_related("upload").order_by("pk"):
+        finished = task.finished_at.timestamp() if task.finished_at else None
+        errors = [
+            ("waiting" if queued else "processing", done_at - finished)
+            for done_at, queued in samples[task.pk]
+            if done_at is not None and finished is not None
+        ]
+        row = {
+            "round": round_number,
+            "photo": task.upload.original_name,
+            "state": task.state,
+            "took": (task.finished_at - task.created_at).total_seconds() if finished else 0.0,
+            "errors": errors,
+        }
+        print(json.dumps(row), flush=True)
 
 
 def save_photo(name: str, folder: Path) -> Path:

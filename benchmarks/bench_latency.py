@@ -18,7 +18,8 @@ With --burst, it measures the estimates instead: each round uploads all the phot
 outlook the pages would show of each photo in flight (`estimates.outlooks`: its place in the
 queue and its expected finish), then prints how far those expected finishes were from the
 actual ones (median and p90 of the absolute error, and the median signed error), for photos
-still queued ("waiting") and being restored ("processing"). The first round runs on a fresh
+still queued ("waiting") and being restored ("processing"). The photographs are enlarged
+three times for it (BURST_SCALE, within old-photo repair's limits). The first round runs on a fresh
 database, with nothing measured yet; the later ones on what the first taught.
 
 Setups: "embedded", SQLite and the file-system broker in a temporary DESK_VAR_DIR (always), and
@@ -44,6 +45,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
@@ -53,6 +56,9 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")  # skimage.data 
 BENCH_DATABASE = f"desk_bench_latency_{os.getpid()}"
 FIELDS = ("processing", "completed")
 WIDTHS = (20, 19)
+# With --burst the photographs are enlarged this many times (1 to 2.4 megapixels each), so
+# that photos queue behind each other for seconds, as a camera's would.
+BURST_SCALE = 3
 
 
 # --- The orchestrator: one run per setup, each with its own processes --------------------------
@@ -199,7 +205,8 @@ def report(setup: str, rows: list[dict], args) -> None:
 
 def report_estimates(setup: str, rows: list[dict], args) -> None:
     print(
-        f"\n{describe(setup)}: {args.photos} photos at once, {args.operation}, "
+        f"\n{describe(setup)}: {args.photos} photos at once (enlarged {BURST_SCALE}x), "
+        f"{args.operation}, "
         f"{args.rounds} rounds; outlooks every 0.5 s, error = expected minus actual finish"
     )
     print(f"{'round':<8}{'phase':<12}{'samples':>8}  |error| median / p90   bias (median signed)")
@@ -289,11 +296,17 @@ def measure(argv: list[str]) -> None:
         User.objects.create_user(USERNAME, password=None)
     folder = Path(settings.VAR_DIR) / "photos"
     folder.mkdir(exist_ok=True)
-    paths = [save_photo(name, folder) for name in PHOTOS]
     if args.rounds:
         for n in range(1, args.rounds + 1):
-            burst(n, [paths[i % len(paths)] for i in range(args.photos)], args.operation)
+            # Each photo a file of its own: the photographs in turn, each mirrored or turned
+            # anew for each pass through them and each round.
+            paths = [
+                save_photo(PHOTOS[i % len(PHOTOS)], folder, BURST_SCALE, turn=n * 100 + i)
+                for i in range(args.photos)
+            ]
+            burst(n, paths, args.operation)
         return
+    paths = [save_photo(name, folder) for name in PHOTOS]
     rng = random.Random(args.seed)
     for n in range(args.photos):
         path = paths[n % len(paths)]
@@ -368,12 +381,28 @@ def burst(round_number: int, paths: list[Path], operation: str) -> None:
         print(json.dumps(row), flush=True)
 
 
-def save_photo(name: str, folder: Path) -> Path:
-    from PIL import Image
+# Ways to make another file of one photograph: mirrored, flipped or both.
+TURNS = (None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM,
+         Image.Transpose.ROTATE_180)  # fmt: skip
+
+
+def save_photo(name: str, folder: Path, scale: int = 1, turn: int | None = None) -> Path:
+    """The photograph, enlarged `scale` times (Lanczos) for work the size of a camera's; with
+    `turn`, a file of its own (mirrored, flipped or turned, and one pixel changed)."""
     from skimage import data
 
-    path = folder / f"{name}.png"
-    Image.fromarray(getattr(data, name)()).save(path)
+    suffix = "" if scale == 1 else f"-x{scale}"
+    suffix += "" if turn is None else f"-{turn}"
+    path = folder / f"{name}{suffix}.png"
+    image = Image.fromarray(getattr(data, name)())
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.LANCZOS)
+    if turn is not None:
+        if TURNS[turn % len(TURNS)] is not None:
+            image = image.transpose(TURNS[turn % len(TURNS)])
+        bands = len(image.getbands())
+        image.putpixel((0, 0), turn % 256 if bands == 1 else (turn % 256,) * bands)
+    image.save(path)
     return path
 
 

@@ -4,7 +4,8 @@ its queue, and when it will likely be done (docs/estimates.md says how each is m
 - PicWish photos: from the poll planner's view of the team's account (`picwish.estimates`).
 - Built-in engine photos: the local workers take queued photos oldest first, from every team; a
   photo takes its operation's measured seconds per megapixel (the median of the most recently
-  finished ones), or, once the engine has reported a tenth of the work, what its progress says.
+  finished ones), or, once the engine has reported a tenth of the work, what its progress says,
+  then the measured time to store its result.
 - A result being saved is done within moments.
 """
 
@@ -30,6 +31,8 @@ PROGRESS_TELLS = 10
 LOCAL_RECENT = 40
 LOCAL_QUEUE_LIMIT = 300
 SAVING_SECONDS = 1.0
+# The seconds from the engine's end to the result stored, before any run has been measured.
+LOCAL_SAVING_SECONDS = 0.3
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,15 @@ def _local(now: float) -> dict[int, tuple[int | None, float]]:
     recent = list(
         Task.objects.filter(LOCAL_RAN)
         .order_by("-processing_ends_at")
-        .values_list("processing_started_at", "processing_ends_at", *fields[1:])[:LOCAL_RECENT]
+        .values_list("processing_started_at", "processing_ends_at", *fields[1:], "finished_at")[
+            :LOCAL_RECENT
+        ]
     )
-    speed = _seconds_per_megapixel(recent)
+    speed = _seconds_per_megapixel([row[:-1] for row in recent])
+    # After the engine's work, the worker stores the result and its thumbnail before it takes
+    # the next photo: a queued photo waits for that too.
+    saves = [(done - end).total_seconds() for _, end, *_, done in recent if done and done >= end]
+    after = median(saves) if saves else LOCAL_SAVING_SECONDS
     slots = planner.concurrency(
         [(start.timestamp(), end.timestamp()) for start, end, *_ in recent],
         default=LOCAL_ASSUMED_CONCURRENCY,
@@ -101,14 +110,16 @@ def _local(now: float) -> dict[int, tuple[int | None, float]]:
         if progress >= PROGRESS_TELLS:
             took = (now - started) * 100 / progress
         rows.append(pk)
-        aheads.append(planner.Ahead(submitted=started, started=started, ends=started + took))
+        aheads.append(
+            planner.Ahead(submitted=started, started=started, ends=started + took + after)
+        )
     for pk, operation, width, height, created in queued:
         rows.append(pk)
         aheads.append(
             planner.Ahead(
                 submitted=created.timestamp(),
                 started=None,
-                usual=speed(operation) * width * height / 1e6,
+                usual=speed(operation) * width * height / 1e6 + after,
             )
         )
     starts = planner.expected_starts(aheads, now=now, slots=slots)

@@ -204,25 +204,21 @@ def report(setup: str, rows: list[dict], args) -> None:
 
 
 def report_estimates(setup: str, rows: list[dict], args) -> None:
+    """Per round, the estimate errors in bench-poller's table (the same phases and figures)."""
+    from bench_poller import show_estimates
+
     print(
         f"\n{describe(setup)}: {args.photos} photos at once (enlarged {BURST_SCALE}x), "
-        f"{args.operation}, "
-        f"{args.rounds} rounds; outlooks every 0.5 s, error = expected minus actual finish"
+        f"{args.operation}, {args.rounds} rounds"
     )
-    print(f"{'round':<8}{'phase':<12}{'samples':>8}  |error| median / p90   bias (median signed)")
     for n in sorted({row["round"] for row in rows}):
         errors = [tuple(e) for row in rows if row["round"] == n for e in row["errors"]]
         took = max(row["took"] for row in rows if row["round"] == n)
-        for phase in ("waiting", "processing", "all"):
-            signed = [error for p, error in errors if phase in ("all", p)]
-            if signed:
-                absolute = sorted(abs(error) for error in signed)
-                p90 = absolute[min(len(absolute) - 1, int(0.9 * len(absolute)))]
-                print(
-                    f"{n:<8}{phase:<12}{len(signed):>8}  {statistics.median(absolute):6.2f} / "
-                    f"{p90:6.2f} s     {statistics.median(signed):+6.2f} s"
-                )
-        print(f"{'':<8}the last photo was done {took:.1f} s after the upload")
+        show_estimates(
+            f"Round {n}, the last photo done {took:.1f} s after the upload",
+            {n: {"estimate_errors": errors}},
+            every="every half second",
+        )
 
 
 def _seconds(value: float | None) -> str:

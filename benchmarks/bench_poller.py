@@ -408,12 +408,12 @@ def estimate_errors(report: dict) -> list[tuple[str, float]]:
     return errors
 
 
-def show_estimates(label: str, runs: dict[int, dict]) -> None:
+def show_estimates(label: str, runs: dict[int, dict], every: str = "every second") -> None:
     """How far the outlooks the pages showed were from the actual finishing times."""
     errors = [error for run in runs.values() for error in run.get("estimate_errors", [])]
     if not errors:
         return
-    print(f"\n{label}: outlooks sampled every second, error = estimated minus actual finish")
+    print(f"\n{label}: outlooks sampled {every}, error = estimated minus actual finish")
     print("  phase        samples  |error| median / p90   bias (median signed)")
     for phase in ("waiting", "processing", "all"):
         signed = [e for p, e in errors if phase in ("all", p)]
